@@ -1,0 +1,17 @@
+# The two commands of the README, plus a few helpers.
+.PHONY: run test setup lint bench clean-db
+
+run:  ## Odoo 18 + sengerio_mailing on demo data, mail to var/mail/
+	bash dev/run.sh
+
+test:  ## lint, Odoo tests, end-to-end tests; last line "N passed, N failed"
+	bash dev/test.sh
+
+setup:  ## only prepare PostgreSQL, wkhtmltopdf, Odoo and the virtualenv
+	bash dev/setup.sh
+
+lint:
+	bash -c 'source dev/common.sh && "$$VENV/bin/ruff" check . && "$$VENV/bin/ruff" format --check . && "$$VENV/bin/pylint" --rcfile=.pylintrc-mandatory sengerio_mailing'
+
+clean-db:  ## drop the demo database (the next `make run` recreates it)
+	bash -c 'source dev/common.sh && dropdb --if-exists "$$DEMO_DB"'

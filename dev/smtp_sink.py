@@ -1,0 +1,136 @@
+"""A local SMTP sink that keeps every message it receives.
+
+Each message is stored under a spool folder as two files sharing a name:
+``<stamp>.eml`` holds the exact bytes of the DATA phase and ``<stamp>.json``
+the SMTP envelope (MAIL FROM, RCPT TO, peer, time). Run it as a script for
+``make run``, or start it from Python tests with :class:`SmtpSink`.
+"""
+
+import argparse
+import json
+import logging
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+_logger = logging.getLogger("smtp_sink")
+
+
+class SpoolHandler:
+    """aiosmtpd handler writing each envelope to the spool folder."""
+
+    def __init__(self, spool):
+        self.spool = Path(spool)
+        self.spool.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        with self._lock:
+            self._count += 1
+            stamp = "%s-%06d" % (
+                datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f"),
+                self._count,
+            )
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        meta = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "peer": list(session.peer) if session.peer else None,
+            "received_at": datetime.now(timezone.utc).isoformat(),
+            "file": stamp + ".eml",
+        }
+        # Write the message first, the envelope last: a reader that sees the
+        # .json file knows the .eml next to it is complete.
+        (self.spool / (stamp + ".eml")).write_bytes(raw)
+        tmp = self.spool / (stamp + ".json.tmp")
+        tmp.write_text(json.dumps(meta, indent=2))
+        tmp.rename(self.spool / (stamp + ".json"))
+        _logger.info(
+            "stored %s from %s to %s", stamp, envelope.mail_from, envelope.rcpt_tos
+        )
+        return "250 Message accepted for delivery"
+
+
+class SmtpSink:
+    """Start and stop an aiosmtpd sink on 127.0.0.1 in a background thread."""
+
+    def __init__(self, spool, port=0, host="127.0.0.1"):
+        self.handler = SpoolHandler(spool)
+        self.host = host
+        self.port = port
+        self.controller = None
+
+    def start(self):
+        if not self.port:
+            self.port = _free_port(self.host)
+        self.controller = Controller(
+            self.handler,
+            hostname=self.host,
+            port=self.port,
+            data_size_limit=0,
+            decode_data=False,
+        )
+        self.controller.start()
+        return self
+
+    def stop(self):
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+    def messages(self):
+        """Return the stored messages, oldest first, as dicts with ``raw``."""
+        return read_spool(self.handler.spool)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def read_spool(spool):
+    """Read back every stored message: envelope fields plus ``raw`` bytes."""
+    out = []
+    for meta_file in sorted(Path(spool).glob("*.json")):
+        meta = json.loads(meta_file.read_text())
+        meta["raw"] = (meta_file.parent / meta["file"]).read_bytes()
+        out.append(meta)
+    return out
+
+
+def _free_port(host):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=2525)
+    parser.add_argument("--spool", default="var/mail")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s smtp-sink %(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    sink = SmtpSink(args.spool, port=args.port, host=args.host).start()
+    _logger.info("listening on %s:%s, storing in %s", args.host, sink.port, args.spool)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        time.sleep(0.2)
+    sink.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+# Copyright 2026 Sengerio
+# License LGPL-3.0 or later (https://www.gnu.org/licenses/lgpl).
+{
+    "name": "Sengerio Mailing",
+    "summary": "Document emails with a true BCC to the sender, no tracking, "
+    "a register of generated documents and bounces returned to the sender",
+    "version": "18.0.1.0.0",
+    "category": "Productivity/Discuss",
+    "website": "https://github.com/sengerio/sengerio_mailing",
+    "author": "Sengerio",
+    "license": "LGPL-3",
+    "depends": ["mail", "sale_management", "account", "purchase"],
+}

@@ -1,0 +1,105 @@
+"""End-to-end fixtures: a real Odoo server and a real aiosmtpd sink.
+
+The database comes from ``SENGERIO_E2E_DB`` (``make test`` passes the one its
+Odoo tests just used); without it, a fresh one is created with the addon and
+demo data, and dropped at the end.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from email import policy
+from email.parser import BytesParser
+
+import pytest
+from harness import ROOT, OdooServer, configure_db, run_odoo
+
+sys.path.insert(0, str(ROOT / "dev"))
+from smtp_sink import SmtpSink  # noqa: E402
+
+ALIAS_DOMAIN = "sengerio.test"
+VAR = ROOT / "var" / "e2e"
+
+
+@pytest.fixture(scope="session")
+def odoo_db():
+    db = os.environ.get("SENGERIO_E2E_DB")
+    if db:
+        yield db
+        return
+    db = "sengerio_e2e_%s" % os.getpid()
+    VAR.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["dropdb", "--if-exists", db], check=True)
+    run_odoo(
+        "-d", db, "-i", "sengerio_mailing", "--stop-after-init", "--no-http",
+        log_path=VAR / "install.log",
+    )  # fmt: skip
+    yield db
+    subprocess.run(["dropdb", "--if-exists", db], check=False)
+
+
+@pytest.fixture(scope="session")
+def smtp_sink(tmp_path_factory):
+    with SmtpSink(tmp_path_factory.mktemp("mail")) as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def odoo(odoo_db, smtp_sink):
+    VAR.mkdir(parents=True, exist_ok=True)
+    log = VAR / "odoo.log"
+    configure_db(odoo_db, smtp_sink.port, ALIAS_DOMAIN, log)
+    server = OdooServer(odoo_db, log).start()
+    try:
+        admin = server.client()
+        # wkhtmltopdf fetches the report assets from this very server.
+        admin.call("ir.config_parameter", "set_param", "report.url", server.url)
+        admin.call("ir.config_parameter", "set_param", "web.base.url", server.url)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(odoo):
+    return odoo.client()
+
+
+class Mailbox:
+    """What the SMTP sink received, parsed: envelope plus message."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.seen = len(sink.messages())
+
+    def wait(self, count=1, timeout=60, predicate=None):
+        """Wait for ``count`` new messages (matching ``predicate``), return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            new = [self._parse(m) for m in self.sink.messages()[self.seen :]]
+            if predicate:
+                new = [m for m in new if predicate(m)]
+            if len(new) >= count or time.monotonic() > deadline:
+                return new
+            time.sleep(0.2)
+
+    @staticmethod
+    def _parse(meta):
+        meta = dict(meta)
+        meta["message"] = BytesParser(policy=policy.default).parsebytes(meta["raw"])
+        return meta
+
+
+@pytest.fixture
+def mailbox(smtp_sink):
+    return Mailbox(smtp_sink)
+
+
+_counter = iter(range(1, 10**6))
+
+
+@pytest.fixture
+def unique():
+    """A short token that makes names and emails unique across runs."""
+    return "%s%s" % (int(time.time()) % 10**6, next(_counter))

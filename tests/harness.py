@@ -1,0 +1,185 @@
+"""Drive a real Odoo server from outside: start it, talk JSON-RPC to it."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
+ADDONS_PATH = ",".join(
+    [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons"), str(ROOT)]
+)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def odoo_cmd(*args):
+    odoo_bin = str(ODOO_SRC / "odoo-bin")
+    # The "--addons-path=" form must come first so subcommands (shell) work.
+    return [sys.executable, odoo_bin, "--addons-path=" + ADDONS_PATH, *args]
+
+
+class RpcError(Exception):
+    """An error returned by Odoo over JSON-RPC, with its server-side data."""
+
+    def __init__(self, error):
+        data = error.get("data") or {}
+        super().__init__(data.get("message") or error.get("message"))
+        self.error = error
+        self.name = data.get("name")
+
+
+class OdooClient:
+    """Minimal JSON-RPC client for ``/jsonrpc`` (the external API)."""
+
+    def __init__(self, url, db, login, password):
+        self.url = url
+        self.db = db
+        self.login = login
+        self.password = password
+        self.uid = self._call("common", "authenticate", db, login, password, {})
+        if not self.uid:
+            raise RuntimeError("cannot log in as %s" % login)
+
+    def _call(self, service, method, *args):
+        payload = {
+            "jsonrpc": "2.0",
+            "method": "call",
+            "params": {"service": service, "method": method, "args": args},
+            "id": 1,
+        }
+        req = urllib.request.Request(
+            self.url + "/jsonrpc",
+            data=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            answer = json.load(resp)
+        if answer.get("error"):
+            raise RpcError(answer["error"])
+        return answer["result"]
+
+    def call(self, model, method, *args, **kwargs):
+        return self._call(
+            "object",
+            "execute_kw",
+            self.db,
+            self.uid,
+            self.password,
+            model,
+            method,
+            list(args),
+            kwargs,
+        )
+
+    def ref(self, xmlid):
+        module, name = xmlid.split(".")
+        found = self.call(
+            "ir.model.data",
+            "search_read",
+            [("module", "=", module), ("name", "=", name)],
+            fields=["res_id"],
+        )
+        return found[0]["res_id"]
+
+
+class OdooServer:
+    """An ``odoo-bin`` process serving one database on a free port."""
+
+    def __init__(self, db, log_path, extra_args=()):
+        self.db = db
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%s" % self.port
+        self.log_path = Path(log_path)
+        self.extra_args = list(extra_args)
+        self.proc = None
+
+    def start(self, timeout=120):
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            odoo_cmd(
+                "-d",
+                self.db,
+                "--db-filter",
+                "^%s$" % self.db,
+                "--http-interface",
+                "127.0.0.1",
+                "--http-port",
+                str(self.port),
+                "--gevent-port",
+                str(free_port()),
+                "--max-cron-threads",
+                "0",
+                *self.extra_args,
+            ),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    "Odoo exited with %s, see %s"
+                    % (self.proc.returncode, self.log_path)
+                )
+            try:
+                with urllib.request.urlopen(self.url + "/web/health", timeout=5):
+                    return self
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("Odoo did not answer within %ss" % timeout)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self._log.close()
+        self.proc = None
+
+    def client(self, login="admin", password="admin"):
+        return OdooClient(self.url, self.db, login, password)
+
+
+def run_odoo(*args, log_path, timeout=900):
+    """Run ``odoo-bin`` to completion (install, shell script...)."""
+    with open(log_path, "ab") as log:
+        subprocess.run(
+            odoo_cmd(*args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=timeout,
+        )
+
+
+def configure_db(db, smtp_port, alias_domain, log_path):
+    """Alias domain and outgoing server on the sink, with dev/configure_db.py."""
+    env = dict(os.environ, SMTP_PORT=str(smtp_port), ALIAS_DOMAIN=alias_domain)
+    with (
+        open(ROOT / "dev" / "configure_db.py", "rb") as script,
+        open(log_path, "ab") as log,
+    ):
+        subprocess.run(
+            odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn"),
+            stdin=script,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            check=True,
+            timeout=300,
+        )
