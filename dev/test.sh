@@ -49,7 +49,7 @@ dropdb --if-exists "$TEST_DB" 2>/dev/null || true
 log "installing sengerio_mailing on $TEST_DB and running its Odoo tests"
 odoo_log="$RESULTS/odoo-tests.log"
 set +e
-odoo_bin -d "$TEST_DB" -i sengerio_mailing --test-enable \
+odoo_bin -d "$TEST_DB" -i "${TEST_MODULES:-sengerio_mailing,mass_mailing}" --test-enable \
     --test-tags "${ODOO_TEST_TAGS:-/sengerio_mailing}" --stop-after-init \
     --http-interface=127.0.0.1 --http-port="${ODOO_TEST_HTTP_PORT:-8169}" \
     --max-cron-threads=0 --log-level=test >"$odoo_log" 2>&1

@@ -9,5 +9,8 @@
     "website": "https://github.com/sengerio/sengerio_mailing",
     "author": "Sengerio",
     "license": "LGPL-3",
-    "depends": ["mail", "sale_management", "account", "purchase"],
+    "depends": ["mail", "sale_management", "sale_async_emails", "account", "purchase"],
+    "data": [
+        "views/res_config_settings_views.xml",
+    ],
 }

@@ -1,1 +1,4 @@
 from . import test_install
+from . import test_bcc
+from . import test_policy
+from . import test_privacy

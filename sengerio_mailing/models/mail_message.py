@@ -1,0 +1,33 @@
+from odoo import fields, models
+
+
+class MailMessage(models.Model):
+    _inherit = "mail.message"
+
+    sengerio_document_type = fields.Selection(
+        [
+            ("quotation", "Quotation"),
+            ("booking_confirmation", "Booking Confirmation"),
+            ("invoice", "Invoice"),
+            ("credit_note", "Credit Note"),
+            ("supplier_document", "Supplier Document"),
+            ("other", "Other Document"),
+        ],
+        string="Document Type",
+        readonly=True,
+        help="Set when the message sends a document by email.",
+    )
+    sengerio_bcc_email = fields.Char(
+        "Hidden Copy To",
+        readonly=True,
+        help="The sender's address that receives a hidden copy of this email.",
+    )
+    sengerio_bcc_note = fields.Char(
+        "Hidden Copy Note",
+        readonly=True,
+        help="Why this document email has no hidden copy to its sender.",
+    )
+    sengerio_bcc_assigned = fields.Boolean(
+        readonly=True,
+        help="Technical: the hidden copy was given to one outgoing email already.",
+    )

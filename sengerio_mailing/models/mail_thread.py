@@ -1,0 +1,142 @@
+import logging
+
+from odoo import models
+
+from .. import policy
+
+_logger = logging.getLogger(__name__)
+
+
+class MailThread(models.AbstractModel):
+    _inherit = "mail.thread"
+
+    def _notify_thread(self, message, msg_vals=False, **kwargs):
+        """Classify a document send before Odoo creates its emails."""
+        if (
+            self.env.context.get("sengerio_document_send")
+            and len(self) == 1
+            and not message.sengerio_document_type
+        ):
+            template = self.env["mail.template"].browse(
+                self.env.context.get("sengerio_template_id") or []
+            )
+            values = self._sengerio_send_values(
+                template,
+                message.author_id,
+                message.partner_ids.mapped("email_normalized"),
+            )
+            message.sudo().write(values)
+        return super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
+
+    def _notify_thread_by_email(
+        self, message, recipients_data, msg_vals=False, **kwargs
+    ):
+        """Drop the hidden copy when its sender is notified by email anyway.
+
+        Followers (the salesperson, typically) get their own email: a hidden
+        copy would be a second one. Runs right before the emails are created,
+        also when a scheduled message is sent later by the cron.
+        """
+        bcc = message.sengerio_bcc_email
+        if bcc and not message.sengerio_bcc_assigned:
+            emailed = (
+                self.env["res.partner"]
+                .sudo()
+                .browse([r["id"] for r in recipients_data if r["notif"] == "email"])
+            )
+            if bcc in emailed.mapped("email_normalized"):
+                note = self.env._(
+                    "No hidden copy: the sender %(email)s already receives the email.",
+                    email=bcc,
+                )
+                _logger.info("mail.message %s: %s", message.id, note)
+                message.sudo().write(
+                    {"sengerio_bcc_email": False, "sengerio_bcc_note": note}
+                )
+        return super()._notify_thread_by_email(
+            message, recipients_data, msg_vals=msg_vals, **kwargs
+        )
+
+    # Extension points for document models ---------------------------------
+
+    def _sengerio_document_type(self, template):
+        """Return the document type key of sending this record with ``template``.
+
+        Document models override this; any other record is ``other``.
+        """
+        return "other"
+
+    def _sengerio_responsible_user(self):
+        """Return the user responsible for this document (salesperson...)."""
+        return self.env["res.users"]
+
+    # Business methods ------------------------------------------------------
+
+    def _sengerio_send_values(self, template, author, visible_emails):
+        """Decide document type and hidden copy for one send of this record.
+
+        :param template: ``mail.template`` used for the send, may be empty
+        :param author: ``res.partner`` shown in From
+        :param visible_emails: addresses that receive the email openly
+        :return: values for the ``sengerio_*`` fields of ``mail.message``
+        """
+        self.ensure_one()
+        document_type = self._sengerio_document_type(template)
+        values = {
+            "sengerio_document_type": document_type,
+            "sengerio_bcc_email": False,
+            "sengerio_bcc_note": False,
+        }
+        if document_type not in policy.BCC_DOCUMENT_TYPES:
+            return values
+        company = self._sengerio_company()
+        if not company._sengerio_bcc_enabled(document_type):
+            values["sengerio_bcc_note"] = self.env._(
+                "Hidden copy to the sender is switched off for this document type."
+            )
+            return values
+        responsible = self._sengerio_responsible_user().partner_id
+        sender, email, reason = policy.choose_bcc_recipient(
+            self._sengerio_sender(author),
+            self._sengerio_sender(responsible),
+            visible_emails,
+        )
+        if email:
+            values["sengerio_bcc_email"] = email
+            return values
+        if reason == policy.NO_BCC_VISIBLE:
+            note = self.env._(
+                "No hidden copy: the sender %(email)s already receives the email.",
+                email=sender.email,
+            )
+        elif reason == policy.NO_BCC_INVALID_EMAIL:
+            note = self.env._(
+                'No hidden copy: the sender\'s email "%(email)s" is not valid.',
+                email=sender.email,
+            )
+        else:
+            note = self.env._(
+                "No hidden copy: neither the author nor a responsible user "
+                "has an email address."
+            )
+        log = _logger.info if reason == policy.NO_BCC_VISIBLE else _logger.warning
+        log("%s %s (%s): %s", self._name, self.id, document_type, note)
+        values["sengerio_bcc_note"] = note
+        return values
+
+    def _sengerio_company(self):
+        if "company_id" in self._fields and self.company_id:
+            return self.company_id
+        return self.env.company
+
+    def _sengerio_sender(self, partner):
+        """Describe ``partner`` as a possible sender for the pure policy."""
+        if not partner:
+            return None
+        companies = self.env["res.company"].sudo().search([])
+        is_person = (
+            partner != self.env.ref("base.partner_root")
+            and partner not in companies.partner_id
+            and not partner.is_company
+        )
+        return policy.Sender(partner.name, partner.email, is_person)

@@ -1,0 +1,14 @@
+from odoo import models
+
+from .. import policy
+
+
+class PurchaseOrder(models.Model):
+    _inherit = "purchase.order"
+
+    def _sengerio_document_type(self, template):
+        xmlid = template.get_external_id().get(template.id) if template else None
+        return policy.purchase_order_document_type(xmlid)
+
+    def _sengerio_responsible_user(self):
+        return self.user_id

@@ -1,0 +1,21 @@
+from odoo import models
+
+from .. import policy
+
+
+class SaleOrder(models.Model):
+    _inherit = "sale.order"
+
+    def _sengerio_document_type(self, template):
+        ctx = self.env.context
+        return policy.sale_order_document_type(
+            self.state,
+            proforma=bool(ctx.get("proforma")),
+            template_xmlid=template.get_external_id().get(template.id)
+            if template
+            else None,
+            cancel=bool(ctx.get("mark_so_as_canceled")),
+        )
+
+    def _sengerio_responsible_user(self):
+        return self.user_id

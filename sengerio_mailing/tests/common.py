@@ -1,0 +1,164 @@
+from email import message_from_string
+from email.utils import getaddresses
+
+from odoo.addons.mail.tests.common import MailCommon, mail_new_test_user
+
+# Headers that identify the author; the hidden copy's address (the author's
+# own) may appear there and nowhere else.
+AUTHOR_HEADERS = ("From", "Sender", "Reply-To")
+
+
+class SengerioMailCommon(MailCommon):
+    """Document users, partners and products, plus hidden-copy assertions."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.company = cls.company_admin
+        cls.user_sales = mail_new_test_user(
+            cls.env,
+            login="sengerio_sales",
+            name="Sally Sales",
+            email="sally.sales@agency.example.com",
+            groups="sales_team.group_sale_salesman,account.group_account_invoice",
+            company_id=cls.company.id,
+            notification_type="email",
+        )
+        cls.user_buyer = mail_new_test_user(
+            cls.env,
+            login="sengerio_buyer",
+            name="Bruno Buyer",
+            email="bruno.buyer@agency.example.com",
+            groups="purchase.group_purchase_user",
+            company_id=cls.company.id,
+            notification_type="email",
+        )
+        cls.customer = cls.env["res.partner"].create(
+            {"name": "Carla Customer", "email": "carla@client.example.com"}
+        )
+        cls.customer_2 = cls.env["res.partner"].create(
+            {"name": "Cesare Customer", "email": "cesare@client.example.com"}
+        )
+        cls.customer_3 = cls.env["res.partner"].create(
+            {"name": "Chiara Customer", "email": "chiara@client.example.com"}
+        )
+        cls.vendor = cls.env["res.partner"].create(
+            {"name": "Vittoria Vendor", "email": "vittoria@vendor.example.com"}
+        )
+        cls.product = cls.env["product.product"].create(
+            {
+                "name": "Dolomites Tour",
+                "list_price": 100.0,
+                "standard_price": 60.0,
+                "invoice_policy": "order",
+            }
+        )
+
+    # Documents ----------------------------------------------------------
+
+    def _create_order(self, user=None, partner=None):
+        user = user or self.user_sales
+        return (
+            self.env["sale.order"]
+            .with_user(user)
+            .create(
+                {
+                    "partner_id": (partner or self.customer).id,
+                    "user_id": user.id,
+                    "order_line": [(0, 0, {"product_id": self.product.id})],
+                }
+            )
+        )
+
+    def _create_invoice(self, move_type="out_invoice", user=None, partner=None):
+        user = user or self.user_sales
+        move = self.env["account.move"].create(
+            {
+                "move_type": move_type,
+                "partner_id": (partner or self.customer).id,
+                "invoice_user_id": user.id,
+                "invoice_line_ids": [
+                    (0, 0, {"product_id": self.product.id, "price_unit": 100.0})
+                ],
+            }
+        )
+        move.action_post()
+        return move
+
+    def _create_purchase(self, user=None):
+        user = user or self.user_buyer
+        return (
+            self.env["purchase.order"]
+            .with_user(user)
+            .create(
+                {
+                    "partner_id": self.vendor.id,
+                    "user_id": user.id,
+                    "order_line": [
+                        (0, 0, {"product_id": self.product.id, "product_qty": 1})
+                    ],
+                }
+            )
+        )
+
+    def _send_with_composer(self, action, user, **values):
+        """What the Send button does: composer from the action, then Send."""
+        composer = (
+            self.env["mail.compose.message"]
+            .with_user(user)
+            .with_context(**action["context"])
+            .create(values)
+        )
+        composer.action_send_mail()
+        return composer
+
+    def _send_invoice(self, move, user=None):
+        wizard = (
+            self.env["account.move.send.wizard"]
+            .with_user(user or self.user_sales)
+            .with_context(active_model="account.move", active_ids=move.ids)
+            .create({})
+        )
+        wizard.action_send_and_print()
+
+    def _last_document_message(self, record):
+        return record.message_ids.filtered("sengerio_document_type")[:1]
+
+    # Assertions ---------------------------------------------------------
+
+    def _smtp_emails_to(self, address):
+        return [e for e in self.emails if address in e["smtp_to_list"]]
+
+    def assertHiddenCopy(self, bcc, customer_email, total=1):
+        """``bcc`` got one copy: the customer's very SMTP message.
+
+        ``total`` is how many copies ``bcc`` got in all (one per send).
+        """
+        self.assertEqual(len(self._smtp_emails_to(bcc)), total)
+        carriers = [
+            e for e in self._smtp_emails_to(bcc) if customer_email in e["smtp_to_list"]
+        ]
+        self.assertEqual(len(carriers), 1, "expected exactly one hidden copy")
+        carrier = carriers[0]
+        self.assertIn(customer_email, carrier["smtp_to_list"])
+        message = message_from_string(carrier["message"])
+        for header, value in message.items():
+            if header not in AUTHOR_HEADERS:
+                self.assertNotIn(bcc, str(value).lower(), "%s shows the copy" % header)
+        to = [a.lower() for _n, a in getaddresses(message.get_all("To", []))]
+        self.assertEqual(to, [customer_email])
+        self.assertNotIn("Bcc", message.keys())
+        self.assertNotIn("X-Odoo-Bcc", message.keys())
+        return carrier
+
+    def assertNoHiddenCopy(self):
+        """No SMTP email has an envelope recipient missing from its headers."""
+        self.assertTrue(self.emails, "no email was sent at all")
+        for email in self.emails:
+            message = message_from_string(email["message"])
+            shown = {
+                a.lower()
+                for header in ("To", "Cc")
+                for _n, a in getaddresses(message.get_all(header, []))
+            }
+            self.assertLessEqual(set(email["smtp_to_list"]), shown)
