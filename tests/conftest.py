@@ -6,6 +6,7 @@ demo data, and dropped at the end.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,14 @@ sys.path.insert(0, str(ROOT / "dev"))
 from smtp_sink import SmtpSink  # noqa: E402
 
 ALIAS_DOMAIN = "sengerio.test"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt("terminated")
+
+
+# A terminated run still tears down its fixtures: Odoo stops, ports free up.
+signal.signal(signal.SIGTERM, _interrupt)
 VAR = ROOT / "var" / "e2e"
 
 
@@ -103,3 +112,42 @@ _counter = iter(range(1, 10**6))
 def unique():
     """A short token that makes names and emails unique across runs."""
     return "%s%s" % (int(time.time()) % 10**6, next(_counter))
+
+
+def _create_user(admin, unique, prefix, name, groups):
+    login = "%s%s" % (prefix, unique)
+    admin.call(
+        "res.users",
+        "create",
+        {
+            "name": "%s %s" % (name, unique),
+            "login": login,
+            "password": login,
+            "email": "%s@sengerio-agency.test" % login,
+            "groups_id": [(6, 0, [admin.ref(g) for g in groups])],
+        },
+    )
+    return login
+
+
+@pytest.fixture
+def salesperson(admin, unique):
+    """Login (also password) of a salesperson who may send invoices too."""
+    return _create_user(
+        admin,
+        unique,
+        "sales",
+        "Sally Sales",
+        ["sales_team.group_sale_salesman", "account.group_account_invoice"],
+    )
+
+
+@pytest.fixture
+def purchaser(admin, unique):
+    return _create_user(
+        admin, unique, "buyer", "Bruno Buyer", ["purchase.group_purchase_user"]
+    )
+
+
+def email_of(login):
+    return "%s@sengerio-agency.test" % login

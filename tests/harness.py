@@ -1,7 +1,9 @@
 """Drive a real Odoo server from outside: start it, talk JSON-RPC to it."""
 
+import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,12 @@ ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
 ADDONS_PATH = ",".join(
     [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons"), str(ROOT)]
 )
+
+
+def _die_with_parent():
+    """In the child: get SIGTERM when the test process dies, however it dies."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port():
@@ -124,6 +132,7 @@ class OdooServer:
             ),
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -2,25 +2,7 @@
 
 from email.utils import getaddresses
 
-import pytest
 from conftest import ALIAS_DOMAIN
-
-
-@pytest.fixture
-def salesperson(admin, unique):
-    login = "sales%s" % unique
-    admin.call(
-        "res.users",
-        "create",
-        {
-            "name": "Sally Sales %s" % unique,
-            "login": login,
-            "password": login,
-            "email": "%s@sengerio-agency.test" % login,
-            "groups_id": [(6, 0, [admin.ref("sales_team.group_sale_salesman")])],
-        },
-    )
-    return login
 
 
 def test_quotation_sent_through_composer_reaches_the_sink(

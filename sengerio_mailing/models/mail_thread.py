@@ -16,6 +16,8 @@ class MailThread(models.AbstractModel):
             self.env.context.get("sengerio_document_send")
             and len(self) == 1
             and not message.sengerio_document_type
+            # the send itself, not a tracking message posted in the same call
+            and message.subtype_id == self.env.ref("mail.mt_comment")
         ):
             template = self.env["mail.template"].browse(
                 self.env.context.get("sengerio_template_id") or []

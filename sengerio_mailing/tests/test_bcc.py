@@ -378,3 +378,30 @@ class TestBccRetry(SengerioMailCommon):
             mail.send()
         self.assertEqual(len(self._smtp_emails_to(CHIARA)), 1)
         self.assertHiddenCopy(SALLY, CESARE)
+
+
+@tagged("post_install", "-at_install", "sengerio_mailing")
+class TestBccTrackingMessages(SengerioMailCommon):
+    def test_log_posted_during_a_send_is_not_a_document(self):
+        """A send also logs e.g. "RFQ sent" (a note): only the send counts."""
+        purchase = self._create_purchase().with_context(
+            sengerio_document_send=True,
+            sengerio_template_id=self.env.ref(
+                "purchase.email_template_edi_purchase"
+            ).id,
+        )
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            note = purchase.message_post(
+                body="RFQ sent",
+                message_type="notification",
+                subtype_xmlid="mail.mt_note",
+            )
+            send = purchase.message_post(
+                body="Your RFQ",
+                partner_ids=self.vendor.ids,
+                message_type="comment",
+                subtype_xmlid="mail.mt_comment",
+            )
+        self.assertFalse(note.sengerio_document_type)
+        self.assertEqual(send.sengerio_document_type, "supplier_document")
+        self.assertHiddenCopy(BRUNO, VITTORIA)

@@ -1,0 +1,190 @@
+"""True BCC over real SMTP: one test per document type, read off the sink."""
+
+import pytest
+from conftest import email_of
+from mailcheck import (
+    assert_no_hidden_copy,
+    assert_no_tracking,
+    assert_true_bcc,
+    pdf_attachments,
+)
+
+
+@pytest.fixture
+def customer(admin, unique):
+    email = "customer%s@client.test" % unique
+    partner_id = admin.call(
+        "res.partner", "create", {"name": "Customer %s" % unique, "email": email}
+    )
+    return partner_id, email
+
+
+@pytest.fixture
+def product_id(admin, unique):
+    return admin.call(
+        "product.product",
+        "create",
+        {"name": "Tour %s" % unique, "list_price": 120.0, "standard_price": 80.0},
+    )
+
+
+def create_order(client, partner_id, product_id):
+    return client.call(
+        "sale.order",
+        "create",
+        {
+            "partner_id": partner_id,
+            "user_id": client.uid,
+            "order_line": [(0, 0, {"product_id": product_id, "product_uom_qty": 2})],
+        },
+    )
+
+
+def send_with_composer(client, model, record_id, action_method, context=None):
+    """What the Send button does: open the composer from the action, Send."""
+    action = client.call(model, action_method, [record_id], context=context or {})
+    ctx = action["context"]
+    wizard_id = client.call("mail.compose.message", "create", {}, context=ctx)
+    client.call("mail.compose.message", "action_send_mail", [wizard_id], context=ctx)
+
+
+def send_invoice(client, move_id):
+    ctx = {"active_model": "account.move", "active_ids": [move_id]}
+    wizard_id = client.call("account.move.send.wizard", "create", {}, context=ctx)
+    client.call("account.move.send.wizard", "action_send_and_print", [wizard_id])
+
+
+def received_for(mailbox, email):
+    received = mailbox.wait(predicate=lambda m: email in m["rcpt_tos"])
+    assert received, "nothing reached the sink for %s" % email
+    # give a late duplicate the chance to show up
+    return mailbox.wait(count=len(received) + 1, timeout=1)
+
+
+def document_message(admin, model, record_id):
+    return admin.call(
+        "mail.message",
+        "search_read",
+        [
+            ("model", "=", model),
+            ("res_id", "=", record_id),
+            ("sengerio_document_type", "!=", False),
+        ],
+        fields=["sengerio_document_type", "sengerio_bcc_email"],
+    )
+
+
+def test_quotation(odoo, admin, salesperson, customer, product_id, mailbox):
+    partner_id, email = customer
+    sales = odoo.client(salesperson, salesperson)
+    order_id = create_order(sales, partner_id, product_id)
+    send_with_composer(sales, "sale.order", order_id, "action_quotation_send")
+
+    received = received_for(mailbox, email)
+    mail = assert_true_bcc(received, email, email_of(salesperson))
+    assert_no_tracking(received)
+    assert pdf_attachments(mail)[0].startswith(b"%PDF")
+    [message] = document_message(admin, "sale.order", order_id)
+    assert message["sengerio_document_type"] == "quotation"
+    assert message["sengerio_bcc_email"] == email_of(salesperson)
+
+
+def test_booking_confirmation(odoo, admin, salesperson, customer, product_id, mailbox):
+    """Confirming with the confirmation email, as portal signature does."""
+    partner_id, email = customer
+    sales = odoo.client(salesperson, salesperson)
+    order_id = create_order(sales, partner_id, product_id)
+    sales.call("sale.order", "action_confirm", [order_id], context={"send_email": True})
+
+    received = received_for(mailbox, email)
+    assert_true_bcc(received, email, email_of(salesperson))
+    assert_no_tracking(received)
+    [message] = document_message(admin, "sale.order", order_id)
+    assert message["sengerio_document_type"] == "booking_confirmation"
+
+
+def create_invoice(admin, salesperson, partner_id, product_id, move_type):
+    sales_uid = admin.call(
+        "res.users", "search", [("login", "=", salesperson)], limit=1
+    )[0]
+    move_id = admin.call(
+        "account.move",
+        "create",
+        {
+            "move_type": move_type,
+            "partner_id": partner_id,
+            "invoice_user_id": sales_uid,
+            "invoice_line_ids": [
+                (0, 0, {"product_id": product_id, "price_unit": 240.0})
+            ],
+        },
+    )
+    admin.call("account.move", "action_post", [move_id])
+    return move_id
+
+
+@pytest.mark.parametrize(
+    "move_type, document_type",
+    [("out_invoice", "invoice"), ("out_refund", "credit_note")],
+)
+def test_invoice_and_credit_note(
+    odoo, admin, salesperson, customer, product_id, mailbox, move_type, document_type
+):
+    partner_id, email = customer
+    move_id = create_invoice(admin, salesperson, partner_id, product_id, move_type)
+    send_invoice(odoo.client(salesperson, salesperson), move_id)
+
+    received = received_for(mailbox, email)
+    mail = assert_true_bcc(received, email, email_of(salesperson))
+    assert_no_tracking(received)
+    assert pdf_attachments(mail)[0].startswith(b"%PDF")
+    [message] = document_message(admin, "account.move", move_id)
+    assert message["sengerio_document_type"] == document_type
+
+
+def test_supplier_document(odoo, admin, purchaser, product_id, mailbox, unique):
+    email = "vendor%s@supplier.test" % unique
+    vendor_id = admin.call(
+        "res.partner", "create", {"name": "Vendor %s" % unique, "email": email}
+    )
+    buyer = odoo.client(purchaser, purchaser)
+    po_id = buyer.call(
+        "purchase.order",
+        "create",
+        {
+            "partner_id": vendor_id,
+            "user_id": buyer.uid,
+            "order_line": [(0, 0, {"product_id": product_id, "product_qty": 3})],
+        },
+    )
+    send_with_composer(
+        buyer, "purchase.order", po_id, "action_rfq_send", {"send_rfq": True}
+    )
+
+    received = received_for(mailbox, email)
+    assert_true_bcc(received, email, email_of(purchaser))
+    assert_no_tracking(received)
+    [message] = document_message(admin, "purchase.order", po_id)
+    assert message["sengerio_document_type"] == "supplier_document"
+
+
+def test_other_document_goes_out_plainly(
+    odoo, admin, salesperson, customer, product_id, mailbox
+):
+    """A pro-forma invoice of an order: no hidden copy, no tracking."""
+    partner_id, email = customer
+    sales = odoo.client(salesperson, salesperson)
+    order_id = create_order(sales, partner_id, product_id)
+    send_with_composer(
+        sales, "sale.order", order_id, "action_quotation_send", {"proforma": True}
+    )
+
+    received = received_for(mailbox, email)
+    assert len(received) == 1
+    assert received[0]["rcpt_tos"] == [email]
+    assert_no_hidden_copy(received)
+    assert_no_tracking(received)
+    assert not [m for m in received if email_of(salesperson) in m["rcpt_tos"]]
+    [message] = document_message(admin, "sale.order", order_id)
+    assert message["sengerio_document_type"] == "other"
+    assert not message["sengerio_bcc_email"]
