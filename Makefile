@@ -13,5 +13,8 @@ setup:  ## only prepare PostgreSQL, wkhtmltopdf, Odoo and the virtualenv
 lint:
 	bash -c 'source dev/common.sh && "$$VENV/bin/ruff" check . && "$$VENV/bin/ruff" format --check . && "$$VENV/bin/pylint" --rcfile=.pylintrc-mandatory sengerio_mailing'
 
+bench:  ## benchmark: 2,000 queued document emails, vanilla Odoo vs the addon
+	bash -c 'source dev/setup.sh && setup_all && "$$PY" bench/bcc_queue.py $(BENCH_ARGS)'
+
 clean-db:  ## drop the demo database (the next `make run` recreates it)
 	bash -c 'source dev/common.sh && dropdb --if-exists "$$DEMO_DB"'

@@ -14,22 +14,24 @@ its own ``odoo-bin shell`` process:
   includes loading the registry (also shown on its own).
 
 How: the script creates ``bench_vanilla`` (sale_management,
-sale_async_emails, account, purchase; no demo data) with the same customers,
-agents and documents, duplicates it (database and filestore) as
-``bench_sengerio`` and installs the addon there, so both hold identical
-data. Each round then queues one email per document in both databases through
-the real send path (the mail composer of the Send buttons for sale and
-purchase orders, the Send & Print wizard for invoices), sent by the
-document's agent with ``mail_notify_force_send=False`` so that the emails are
-queued; then it drains the queues one database after the other, alternating
-which goes first from one round to the next. Queue creation is not part of
-the measure. So that it measures sending and not wkhtmltopdf, one PDF per
-document model is rendered once with wkhtmltopdf and queue creation returns
-those bytes instead of rendering each report again.
+sale_async_emails, account, purchase; no demo data) with agents, customers,
+vendors and documents, duplicates it (database and filestore) as
+``bench_sengerio`` and installs the addon there, so both hold the same data.
+It queues one email per document in both databases through the real send
+path (the mail composer of the Send buttons for sale and purchase orders, the
+Send & Print wizard for invoices), sent by the document's agent with
+``mail_notify_force_send=False`` so that the emails are queued. Queue creation
+is not measured. So that the benchmark measures sending and not wkhtmltopdf,
+one PDF per document model is rendered once with wkhtmltopdf and queue
+creation reuses those bytes instead of rendering each report again.
 
-It then checks what went over the wire for the addon: one SMTP transaction
-per queued email, and exactly one envelope carrying the sender's hidden copy
-per document with one (never as a ``Bcc`` header).
+Each round then drains a fresh copy of each queued database, one after the
+other, alternating which goes first from one round to the next: every drain
+sends the very same emails, and none runs on a database warmed up by another.
+
+It then checks what went over the wire: one SMTP transaction per queued
+email, each with its PDF, and for the addon exactly one envelope carrying the
+sender's hidden copy per document that has one (never a ``Bcc`` header).
 
 Run it with the project's virtualenv::
 
@@ -160,6 +162,19 @@ def drop_db(db):
         run_logged(odoo_cmd("db", "drop", db), db)
 
 
+def addon_revision():
+    """The checkout's commit, noting uncommitted changes to the addon."""
+
+    def git(*args):
+        cmd = ["git", "-C", str(ROOT), *args]
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+
+    revision = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    if git("status", "--porcelain", "--", "sengerio_mailing"):
+        revision += " + uncommitted changes"
+    return revision
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -211,13 +226,24 @@ def queue_emails(dbs, pdf_dir):
         return {label: future.result() for label, future in futures.items()}
 
 
-def drain(db, smtp_port, spool):
-    """Drain the queue of ``db`` into a fresh SMTP sink; measure and check."""
+def drain(db, smtp_port, spool, queued):
+    """Drain the queue of a fresh copy of ``db`` into an SMTP sink; measure, check.
+
+    Every round drains the very same queue, and no database has its caches
+    warmed by a previous drain.
+    """
     from smtp_sink import SmtpSink
 
-    with SmtpSink(spool, port=smtp_port):
-        result = odoo_shell(db, "odoo_drain")
+    copy = db + "_drain"
+    (LOG_DIR / (copy + ".log")).unlink(missing_ok=True)
+    run_logged(odoo_cmd("db", "duplicate", "-f", db, copy), copy)
+    try:
+        with SmtpSink(spool, port=smtp_port):
+            result = odoo_shell(copy, "odoo_drain")
+    finally:
+        drop_db(copy)
     result["wire"] = read_wire(spool)
+    result["check"] = check_wire(queued, result)
     return result
 
 
@@ -226,24 +252,31 @@ def read_wire(spool):
     from smtp_sink import read_spool
 
     hidden = {}
-    transactions = bcc_headers = 0
+    transactions = bcc_headers = with_pdf = size = 0
     for meta in read_spool(spool):
         transactions += 1
-        headers = BytesParser(policy=policy.compat32).parsebytes(
-            meta["raw"], headersonly=True
-        )
-        if headers["Bcc"] is not None:
+        size += len(meta["raw"])
+        message = BytesParser(policy=policy.compat32).parsebytes(meta["raw"])
+        if message["Bcc"] is not None:
             bcc_headers += 1
+        if any(p.get_content_type() == "application/pdf" for p in message.walk()):
+            with_pdf += 1
         visible = {
             addr.lower()
             for _name, addr in getaddresses(
-                headers.get_all("To", []) + headers.get_all("Cc", [])
+                message.get_all("To", []) + message.get_all("Cc", [])
             )
         }
         extra = sorted({r.lower() for r in meta["rcpt_tos"]} - visible)
         if extra:
-            hidden.setdefault(headers["Message-Id"].strip(), []).append(extra)
-    return {"transactions": transactions, "bcc_headers": bcc_headers, "hidden": hidden}
+            hidden.setdefault(message["Message-Id"].strip(), []).append(extra)
+    return {
+        "transactions": transactions,
+        "bcc_headers": bcc_headers,
+        "with_pdf": with_pdf,
+        "kib": size / 1024.0 / max(transactions, 1),
+        "hidden": hidden,
+    }
 
 
 def check_wire(queued, drained):
@@ -267,23 +300,28 @@ def check_wire(queued, drained):
         )
     if wire["bcc_headers"]:
         problems.append("%s messages with a Bcc header" % wire["bcc_headers"])
+    if wire["with_pdf"] != wire["transactions"]:
+        problems.append(
+            "%s messages without a PDF" % (wire["transactions"] - wire["with_pdf"])
+        )
+    if drained["left"] or drained["failed"]:
+        problems.append(
+            "%s emails left in the queue, %s failed"
+            % (drained["left"], drained["failed"])
+        )
     return {"with_bcc": with_bcc, "correct": correct, "problems": problems}
 
 
-def run_rounds(dbs, rounds, smtp_port, tmp):
+def run_rounds(dbs, queued, rounds, smtp_port, tmp):
+    """Drain copies of both queues ``rounds`` times, alternating the order."""
     results = []
     for index in range(rounds):
-        say("round %s/%s: queueing emails in both databases", index + 1, rounds)
-        queued = queue_emails(dbs, tmp / "pdf")
         order = [VANILLA, SENGERIO] if index % 2 == 0 else [SENGERIO, VANILLA]
         measures = {}
         for label in order:
-            say("round %s/%s: draining %s", index + 1, rounds, dbs[label])
+            say("round %s/%s: draining a copy of %s", index + 1, rounds, dbs[label])
             spool = tmp / ("spool-%s-%s" % (index, label))
-            drained = drain(dbs[label], smtp_port, spool)
-            drained["check"] = check_wire(queued[label], drained)
-            drained["queue"] = queued[label]
-            measures[label] = drained
+            measures[label] = drain(dbs[label], smtp_port, spool, queued[label])
         results.append({"order": order, "measures": measures})
     return results
 
@@ -292,9 +330,12 @@ def mib(kib):
     return kib / 1024.0
 
 
-def print_report(results, count):
+def print_report(results, queued, revision):
     print()
-    print("Draining %s queued document emails into a local SMTP sink" % count)
+    print(
+        "Draining %s queued document emails into a local SMTP sink "
+        "(sengerio_mailing at %s)" % (queued[VANILLA]["queued"], revision)
+    )
     print()
     head = "%-34s %12s %12s %8s" % ("", VANILLA, SENGERIO, "ratio")
     print(head)
@@ -304,19 +345,25 @@ def print_report(results, count):
         ("throughput (emails/s)", lambda m: m["queued"] / m["seconds"], "%.1f"),
         ("peak RSS (MiB)", lambda m: mib(m["maxrss_end"]), "%.1f"),
         ("  RSS before the drain (MiB)", lambda m: mib(m["maxrss_start"]), "%.1f"),
-        ("  queue creation, untimed (s)", lambda m: m["queue"]["seconds"], "%.1f"),
     ]
-    summary = {}
+    ratios = {}
     for index, result in enumerate(results):
         print("round %s (%s first)" % (index + 1, result["order"][0]))
         for name, value, fmt in rows:
             v = value(result["measures"][VANILLA])
             s = value(result["measures"][SENGERIO])
-            summary.setdefault(name, []).append((v, s))
+            ratios.setdefault(name, []).append(s / v)
             print("%-34s %12s %12s %8.3f" % ("  " + name, fmt % v, fmt % s, s / v))
-    throughput = [s / v for v, s in summary["throughput (emails/s)"]]
-    memory = [s / v for v, s in summary["peak RSS (MiB)"]]
+    print(
+        "%-34s %12.1f %12.1f" % (
+            "queue creation, not timed (s)",
+            queued[VANILLA]["seconds"],
+            queued[SENGERIO]["seconds"],
+        )
+    )  # fmt: skip
     print()
+    throughput = ratios["throughput (emails/s)"]
+    memory = ratios["peak RSS (MiB)"]
     print_ratio("throughput ratio sengerio/vanilla", throughput, THROUGHPUT_TARGET, 1)
     print_ratio("peak memory ratio sengerio/vanilla", memory, MEMORY_TARGET, -1)
 
@@ -337,33 +384,41 @@ def print_ratio(name, ratios, target, sign):
     )
 
 
-def print_checks(results):
+def print_checks(results, queued):
+    """Print what the sink received per round and database; False on a problem."""
     print()
     print("What went over the wire")
+    types = queued[SENGERIO]["types"]
+    print(
+        "  queued in %s: %s; documents without a hidden copy: %s"
+        % (
+            SENGERIO,
+            ", ".join("%s %s" % (n, t) for t, n in types),
+            queued[SENGERIO]["no_bcc"],
+        )
+    )
     ok = True
     for index, result in enumerate(results):
         for label in (VANILLA, SENGERIO):
             m = result["measures"][label]
-            check = m["check"]
-            queue = m["queue"]
+            wire, check = m["wire"], m["check"]
             print(
-                "  round %s %-8s: %s SMTP transactions for %s queued emails, "
-                "%s envelopes with a hidden copy (%s expected, %s right), "
-                "%s Bcc headers, %s left in the queue"
+                "  round %s, %s: %s SMTP transactions for %s queued emails, "
+                "%s with a PDF (%.1f KiB per message), %s Bcc headers"
                 % (
-                    index + 1, label, m["wire"]["transactions"], m["queued"],
-                    check["with_bcc"], len(queue["expected_bcc"]),
-                    check["correct"], m["wire"]["bcc_headers"], m["left"],
+                    index + 1, label, wire["transactions"], m["queued"],
+                    wire["with_pdf"], wire["kib"], wire["bcc_headers"],
                 )
             )  # fmt: skip
-            if queue["types"]:
-                print(
-                    "    document types: %s; without hidden copy: %s"
-                    % (
-                        ", ".join("%s %s" % (n, t) for t, n in queue["types"]),
-                        queue["no_bcc"],
-                    )
+            print(
+                "    %s envelopes with a hidden copy to the sender, %s expected "
+                "(one per document that has one), %s right"
+                % (
+                    check["with_bcc"],
+                    len(queued[label]["expected_bcc"]),
+                    check["correct"],
                 )
+            )
             for problem in check["problems"]:
                 ok = False
                 print("    PROBLEM: %s" % problem)
@@ -379,13 +434,13 @@ def parse_args():
         "--rounds",
         type=int,
         default=2,
-        help="queue and drain rounds, alternating which database goes first "
-        "(default 2)",
+        help="drains of each queue, alternating which database goes first (default 2)",
     )
     parser.add_argument(
-        "--db-prefix", default="bench", help="databases <prefix>_vanilla and "
-        "<prefix>_sengerio (default bench)",
-    )  # fmt: skip
+        "--db-prefix",
+        default="bench",
+        help="databases PREFIX_vanilla and PREFIX_sengerio (default bench)",
+    )
     parser.add_argument(
         "--keep", action="store_true", help="keep the databases at the end"
     )
@@ -400,17 +455,20 @@ def main():
     (tmp / "pdf").mkdir()
     smtp_port = free_port()
     started = time.monotonic()
+    revision = addon_revision()
     try:
         prepare_databases(dbs, args.count, smtp_port, tmp / "pdf")
-        results = run_rounds(dbs, args.rounds, smtp_port, tmp)
+        say("queueing the emails in both databases (not timed, a few minutes)")
+        queued = queue_emails(dbs, tmp / "pdf")
+        results = run_rounds(dbs, queued, args.rounds, smtp_port, tmp)
     finally:
         if not args.keep:
             say("dropping %s", ", ".join(dbs.values()))
             for db in dbs.values():
                 drop_db(db)
         shutil.rmtree(tmp, ignore_errors=True)
-    print_report(results, args.count)
-    ok = print_checks(results)
+    print_report(results, queued, revision)
+    ok = print_checks(results, queued)
     print()
     print("total run time %.0f s; logs in %s" % (time.monotonic() - started, LOG_DIR))
     return 0 if ok else 1

@@ -10,7 +10,15 @@
     "author": "Sengerio",
     "license": "LGPL-3",
     "depends": ["mail", "sale_management", "sale_async_emails", "account", "purchase"],
+    "post_init_hook": "post_init_hook",
     "data": [
+        "security/sengerio_mailing_security.xml",
+        "security/ir.model.access.csv",
+        "views/sengerio_generated_document_views.xml",
+        "views/sale_order_views.xml",
+        "views/account_move_views.xml",
+        "views/purchase_order_views.xml",
         "views/res_config_settings_views.xml",
+        "views/sengerio_mailing_menus.xml",
     ],
 }

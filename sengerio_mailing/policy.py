@@ -100,3 +100,29 @@ def choose_bcc_recipient(author, responsible, visible_emails):
     if email in {email_normalize(e) for e in visible_emails if e}:
         return sender, None, NO_BCC_VISIBLE
     return sender, email, None
+
+
+# Register states, from best to worst: an entry shows its worst recipient.
+STATE_SEVERITY = ("sent", "outgoing", "cancel", "exception", "bounced")
+NOTIFICATION_STATES = {
+    "ready": "outgoing",
+    "process": "outgoing",
+    "pending": "outgoing",
+    "sent": "sent",
+    "bounce": "bounced",
+    "exception": "exception",
+    "canceled": "cancel",
+}
+MAIL_STATES = {
+    "outgoing": "outgoing",
+    "sent": "sent",
+    "received": "sent",
+    "exception": "exception",
+    "cancel": "cancel",
+}
+
+
+def worst_state(states):
+    """The worst of register ``states`` (None for no state)."""
+    ranked = [STATE_SEVERITY.index(s) for s in states if s in STATE_SEVERITY]
+    return STATE_SEVERITY[max(ranked)] if ranked else None

@@ -1,5 +1,8 @@
 """True BCC over real SMTP: one test per document type, read off the sink."""
 
+import base64
+import time
+
 import pytest
 from conftest import email_of
 from mailcheck import (
@@ -74,6 +77,22 @@ def document_message(admin, model, record_id):
     )
 
 
+def register_entry(admin, model, record_id, state="sent", timeout=30):
+    """The Generated Documents entry of a record, once it reaches ``state``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = admin.call(
+            "sengerio.generated.document",
+            "search_read",
+            [("res_model", "=", model), ("res_id", "=", record_id)],
+            fields=["document_type", "state", "bcc_email", "attachment_ids"],
+        )
+        if (entries and entries[0]["state"] == state) or time.monotonic() > deadline:
+            assert len(entries) == 1
+            return entries[0]
+        time.sleep(0.3)
+
+
 def test_quotation(odoo, admin, salesperson, customer, product_id, mailbox):
     partner_id, email = customer
     sales = odoo.client(salesperson, salesperson)
@@ -87,6 +106,15 @@ def test_quotation(odoo, admin, salesperson, customer, product_id, mailbox):
     [message] = document_message(admin, "sale.order", order_id)
     assert message["sengerio_document_type"] == "quotation"
     assert message["sengerio_bcc_email"] == email_of(salesperson)
+    entry = register_entry(admin, "sale.order", order_id)
+    assert entry["state"] == "sent"
+    assert entry["document_type"] == "quotation"
+    assert entry["bcc_email"] == email_of(salesperson)
+    [attachment] = admin.call(
+        "ir.attachment", "read", entry["attachment_ids"], ["datas", "mimetype"]
+    )
+    assert attachment["mimetype"] == "application/pdf"
+    assert base64.b64decode(attachment["datas"]) == pdf_attachments(mail)[0]
 
 
 def test_booking_confirmation(odoo, admin, salesperson, customer, product_id, mailbox):
@@ -140,6 +168,8 @@ def test_invoice_and_credit_note(
     assert pdf_attachments(mail)[0].startswith(b"%PDF")
     [message] = document_message(admin, "account.move", move_id)
     assert message["sengerio_document_type"] == document_type
+    entry = register_entry(admin, "account.move", move_id)
+    assert (entry["state"], entry["document_type"]) == ("sent", document_type)
 
 
 def test_supplier_document(odoo, admin, purchaser, product_id, mailbox, unique):
@@ -166,6 +196,7 @@ def test_supplier_document(odoo, admin, purchaser, product_id, mailbox, unique):
     assert_no_tracking(received)
     [message] = document_message(admin, "purchase.order", po_id)
     assert message["sengerio_document_type"] == "supplier_document"
+    assert register_entry(admin, "purchase.order", po_id)["state"] == "sent"
 
 
 def test_other_document_goes_out_plainly(
@@ -188,3 +219,6 @@ def test_other_document_goes_out_plainly(
     [message] = document_message(admin, "sale.order", order_id)
     assert message["sengerio_document_type"] == "other"
     assert not message["sengerio_bcc_email"]
+    entry = register_entry(admin, "sale.order", order_id)
+    assert (entry["state"], entry["document_type"]) == ("sent", "other")
+    assert not entry["bcc_email"]

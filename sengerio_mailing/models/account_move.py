@@ -4,7 +4,8 @@ from .. import policy
 
 
 class AccountMove(models.Model):
-    _inherit = "account.move"
+    _name = "account.move"
+    _inherit = ["account.move", "sengerio.generated.document.mixin"]
 
     def _sengerio_document_type(self, template):
         return policy.account_move_document_type(self.move_type)

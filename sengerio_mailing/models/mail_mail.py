@@ -27,7 +27,29 @@ class MailMail(models.Model):
     def create(self, vals_list):
         for vals in vals_list:
             self._sengerio_prepare_create_values(vals)
-        return super().create(vals_list)
+        mails = super().create(vals_list)
+        # composer mass mode: no notification, the email is the whole send
+        Register = self.env["sengerio.generated.document"]
+        for mail, vals in zip(mails, vals_list, strict=True):
+            if vals.get("sengerio_document_type") and not vals.get("mail_message_id"):
+                Register._register_message(mail.mail_message_id, mails=mail)
+        return mails
+
+    def write(self, vals):
+        res = super().write(vals)
+        if "state" in vals:
+            lines = (
+                self.env["sengerio.generated.document.recipient"]
+                .sudo()
+                .search(
+                    [("mail_mail_id", "in", self.ids), ("notification_id", "=", False)]
+                )
+            )
+            for mail in self:
+                lines.filtered(
+                    lambda line, m=mail: line.mail_mail_id == m.id
+                )._sync_from_mail(mail)
+        return res
 
     def _sengerio_prepare_create_values(self, vals):
         """Give the message's hidden copy to its first email; strip tracking.

@@ -28,7 +28,10 @@ class MailThread(models.AbstractModel):
                 message.partner_ids.mapped("email_normalized"),
             )
             message.sudo().write(values)
-        return super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
+        res = super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
+        if message.sengerio_document_type:
+            self.env["sengerio.generated.document"]._register_message(message)
+        return res
 
     def _notify_thread_by_email(
         self, message, recipients_data, msg_vals=False, **kwargs

@@ -4,7 +4,8 @@ from .. import policy
 
 
 class PurchaseOrder(models.Model):
-    _inherit = "purchase.order"
+    _name = "purchase.order"
+    _inherit = ["purchase.order", "sengerio.generated.document.mixin"]
 
     def _sengerio_document_type(self, template):
         xmlid = template.get_external_id().get(template.id) if template else None

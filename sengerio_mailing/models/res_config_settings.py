@@ -19,3 +19,8 @@ class ResConfigSettings(models.TransientModel):
     sengerio_bcc_supplier_document = fields.Boolean(
         related="company_id.sengerio_bcc_supplier_document", readonly=False
     )
+    sengerio_retention_days = fields.Integer(
+        "Keep generated documents (days)",
+        config_parameter="sengerio_mailing.retention_days",
+        help="Entries older than this are deleted every day. 0 keeps them forever.",
+    )

@@ -4,7 +4,8 @@ from .. import policy
 
 
 class SaleOrder(models.Model):
-    _inherit = "sale.order"
+    _name = "sale.order"
+    _inherit = ["sale.order", "sengerio.generated.document.mixin"]
 
     def _sengerio_document_type(self, template):
         ctx = self.env.context

@@ -2,3 +2,4 @@ from . import test_install
 from . import test_bcc
 from . import test_policy
 from . import test_privacy
+from . import test_register

@@ -1,0 +1,364 @@
+import logging
+from datetime import timedelta
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import split_every
+
+from .. import policy
+
+_logger = logging.getLogger(__name__)
+
+RETENTION_PARAM = "sengerio_mailing.retention_days"
+
+DOCUMENT_TYPE_SELECTION = [
+    ("quotation", "Quotation"),
+    ("booking_confirmation", "Booking Confirmation"),
+    ("invoice", "Invoice"),
+    ("credit_note", "Credit Note"),
+    ("supplier_document", "Supplier Document"),
+    ("other", "Other Document"),
+]
+STATE_SELECTION = [
+    ("outgoing", "Outgoing"),
+    ("sent", "Sent"),
+    ("exception", "Failed"),
+    ("bounced", "Bounced"),
+    ("cancel", "Cancelled"),
+]
+
+
+class SengerioGeneratedDocument(models.Model):
+    """One document sent by email: what went out, to whom, and how it went.
+
+    Entries outlive Odoo's ``mail.mail`` rows, which are deleted once sent.
+    """
+
+    _name = "sengerio.generated.document"
+    _description = "Generated Document"
+    _order = "date desc, id desc"
+    _rec_name = "subject"
+
+    document_type = fields.Selection(
+        DOCUMENT_TYPE_SELECTION, "Type", required=True, index=True, readonly=True
+    )
+    res_model = fields.Char("Document Model", required=True, index=True, readonly=True)
+    res_id = fields.Many2oneReference(
+        "Document ID", model_field="res_model", index=True, readonly=True
+    )
+    res_name = fields.Char("Document", readonly=True)
+    res_model_name = fields.Char(
+        "Document Kind", compute="_compute_res_model_name", compute_sudo=True
+    )
+    res_deleted = fields.Boolean(
+        "Document Deleted", compute="_compute_res_deleted", compute_sudo=True
+    )
+    mail_message_id = fields.Many2one(
+        "mail.message", "Message", ondelete="set null", index="btree_not_null",
+        readonly=True,
+    )  # fmt: skip
+    message_id = fields.Char("Message-Id", index=True, readonly=True)
+    subject = fields.Char(readonly=True)
+    body_html = fields.Html("Body", sanitize=False, readonly=True)
+    author_id = fields.Many2one("res.partner", "Sender", readonly=True, index=True)
+    author_email = fields.Char("Sender Email", readonly=True)
+    user_id = fields.Many2one(
+        "res.users",
+        "Responsible User",
+        readonly=True,
+        index="btree_not_null",
+        help="The user who sent the document, or who is responsible for it.",
+    )
+    bcc_email = fields.Char("Hidden Copy To", readonly=True)
+    bcc_note = fields.Char("Hidden Copy Note", readonly=True)
+    has_bcc = fields.Boolean("Hidden Copy", compute="_compute_has_bcc", store=True)
+    recipient_ids = fields.One2many(
+        "sengerio.generated.document.recipient", "document_id", "Recipients",
+        readonly=True,
+    )  # fmt: skip
+    recipient_names = fields.Char(
+        "To", compute="_compute_state", store=True, readonly=True
+    )
+    attachment_ids = fields.Many2many(
+        "ir.attachment",
+        "sengerio_generated_document_attachment_rel",
+        "document_id",
+        "attachment_id",
+        "Attachments",
+        readonly=True,
+    )
+    date = fields.Datetime(required=True, index=True, readonly=True)
+    company_id = fields.Many2one(
+        "res.company", "Company", index=True, readonly=True,
+        default=lambda self: self.env.company,
+    )  # fmt: skip
+    state = fields.Selection(
+        STATE_SELECTION, "Status", compute="_compute_state", store=True, index=True,
+        readonly=True,
+    )  # fmt: skip
+    failure_reason = fields.Text(
+        "Failure Reason", compute="_compute_state", store=True, readonly=True
+    )
+    bounce_rate = fields.Float(
+        "Bounce Rate (%)",
+        compute="_compute_state",
+        store=True,
+        aggregator="avg",
+        help="100 for a bounced document, else 0: averaged in reports.",
+    )
+
+    _sql_constraints = [
+        (
+            "mail_message_unique",
+            "unique(mail_message_id)",
+            "A message is registered once.",
+        ),
+    ]
+
+    @api.depends("res_model")
+    def _compute_res_model_name(self):
+        models_by_name = {}
+        for entry in self:
+            name = entry.res_model
+            if name not in models_by_name:
+                models_by_name[name] = self.env["ir.model"]._get(name).name or name
+            entry.res_model_name = models_by_name[name]
+
+    @api.depends("res_model", "res_id")
+    def _compute_res_deleted(self):
+        for entry in self:
+            model = self.env.get(entry.res_model)
+            entry.res_deleted = model is None or not model.browse(entry.res_id).exists()
+
+    @api.depends("bcc_email")
+    def _compute_has_bcc(self):
+        for entry in self:
+            entry.has_bcc = bool(entry.bcc_email)
+
+    @api.depends(
+        "recipient_ids.state",
+        "recipient_ids.failure_reason",
+        "recipient_ids.email",
+    )
+    def _compute_state(self):
+        for entry in self:
+            recipients = entry.recipient_ids
+            entry.recipient_names = ", ".join(
+                r.partner_id.name or r.email or "" for r in recipients
+            )
+            entry.state = policy.worst_state(recipients.mapped("state")) or "outgoing"
+            entry.bounce_rate = 100.0 if entry.state == "bounced" else 0.0
+            entry.failure_reason = (
+                "\n".join(
+                    "%s: %s" % (r.email or r.partner_id.name, r.failure_reason)
+                    for r in recipients
+                    if r.failure_reason
+                    and r.state in ("exception", "bounced", "cancel")
+                )
+                or False
+            )
+
+    def _compute_display_name(self):
+        for entry in self:
+            entry.display_name = (
+                entry.subject or entry.res_name or self.env._("Document")
+            )
+
+    # Actions ---------------------------------------------------------------
+
+    def action_open_document(self):
+        self.ensure_one()
+        if self.res_deleted:
+            raise UserError(self.env._("The document %s was deleted.", self.res_name))
+        return {
+            "type": "ir.actions.act_window",
+            "res_model": self.res_model,
+            "res_id": self.res_id,
+            "view_mode": "form",
+            "views": [(False, "form")],
+        }
+
+    def action_resend(self):
+        """Resend to failed recipients through Odoo's own resend wizard."""
+        self.ensure_one()
+        if self.state not in ("exception", "bounced"):
+            raise UserError(
+                self.env._("Only failed or bounced documents can be resent.")
+            )
+        message = self.mail_message_id
+        failed = message.notification_ids.filtered(
+            lambda n: (
+                n.notification_type == "email"
+                and n.notification_status in ("exception", "bounce")
+            )
+        )
+        if failed:
+            action = self.env["ir.actions.actions"]._for_xml_id(
+                "mail.mail_resend_message_action"
+            )
+            action["context"] = {"mail_message_to_resend": message.id}
+            return action
+        mails = (
+            self.env["mail.mail"]
+            .sudo()
+            .browse(self.recipient_ids.mapped("mail_mail_id"))
+            .exists()
+            .filtered(lambda m: m.state == "exception")
+        )
+        if not mails:
+            raise UserError(
+                self.env._(
+                    "Odoo no longer has this email: send the document again from it."
+                )
+            )
+        mails.action_retry()
+        return True
+
+    # Business methods ------------------------------------------------------
+
+    @api.model
+    def _register_message(self, message, mails=None):
+        """Create the entry of a document message, or add its new recipients.
+
+        :param message: the posted ``mail.message`` (document type set)
+        :param mails: ``mail.mail`` sent without notifications (mass mode)
+        """
+        message = message.sudo()
+        entry = self.sudo().search([("mail_message_id", "=", message.id)], limit=1)
+        if not entry:
+            entry = self.sudo().create(self._prepare_entry_values(message))
+        entry._add_recipients(message.notification_ids, mails or self.env["mail.mail"])
+        return entry
+
+    @api.model
+    def _prepare_entry_values(self, message):
+        record = self.env[message.model].browse(message.res_id)
+        company = (
+            record._sengerio_company()
+            if hasattr(record, "_sengerio_company") and record.exists()
+            else message.record_company_id or self.env.company
+        )
+        sender_user = message.author_id.user_ids[:1]
+        if not sender_user or sender_user.share or sender_user._is_superuser():
+            responsible = getattr(record, "_sengerio_responsible_user", None)
+            sender_user = (
+                responsible() if responsible and record.exists() else sender_user
+            )
+        return {
+            "document_type": message.sengerio_document_type,
+            "res_model": message.model,
+            "res_id": message.res_id,
+            "res_name": message.record_name or record.display_name,
+            "mail_message_id": message.id,
+            "message_id": message.message_id,
+            "subject": message.subject or message.record_name,
+            "body_html": message.body,
+            "author_id": message.author_id.id,
+            "author_email": message.email_from,
+            "user_id": sender_user.id,
+            "bcc_email": message.sengerio_bcc_email,
+            "bcc_note": message.sengerio_bcc_note,
+            "attachment_ids": [(6, 0, message.attachment_ids.ids)],
+            "date": message.date or fields.Datetime.now(),
+            "company_id": company.id,
+        }
+
+    def _add_recipients(self, notifications, mails):
+        self.ensure_one()
+        known_notifs = set(self.recipient_ids.notification_id.ids)
+        known_mails = set(self.recipient_ids.mapped("mail_mail_id"))
+        Recipient = self.env["sengerio.generated.document.recipient"].sudo()
+        values = [
+            Recipient._values_from_notification(notif)
+            for notif in notifications
+            if notif.notification_type == "email" and notif.id not in known_notifs
+        ]
+        for mail in mails:
+            if mail.id not in known_mails:
+                values += Recipient._values_from_mail(mail)
+        for vals in values:
+            vals["document_id"] = self.id
+        return Recipient.create(values)
+
+    @api.model
+    def _backfill(self, batch_size=500):
+        """Register the documents Odoo sent by email before the addon existed.
+
+        A past send is a message in the "Discussions" subtype of a business
+        record, with attachments (the document), that went out by email. Its
+        type is read from the record as it is now.
+        """
+        Message = self.env["mail.message"].sudo()
+        messages = Message.search(
+            [
+                ("model", "!=", False),
+                ("res_id", "!=", 0),
+                ("message_type", "in", ("comment", "notification", "email_outgoing")),
+                ("subtype_id", "=", self.env.ref("mail.mt_comment").id),
+                ("attachment_ids", "!=", False),
+                ("sengerio_document_type", "=", False),
+                "|",
+                ("notification_ids.notification_type", "=", "email"),
+                ("message_type", "=", "email_outgoing"),
+            ],
+            order="id",
+        )
+        note = self.env._("Sent before Sengerio Mailing was installed.")
+        count = 0
+        for batch_ids in split_every(batch_size, messages.ids):
+            for message in Message.browse(batch_ids):
+                record = self.env.get(message.model)
+                record = (
+                    record.browse(message.res_id).exists()
+                    if record is not None
+                    else None
+                )
+                document_type = (
+                    record._sengerio_document_type(self.env["mail.template"])
+                    if record and hasattr(record, "_sengerio_document_type")
+                    else "other"
+                )
+                message.write(
+                    {"sengerio_document_type": document_type, "sengerio_bcc_note": note}
+                )
+                mails = (
+                    self.env["mail.mail"]
+                    .sudo()
+                    .search([("mail_message_id", "=", message.id)])
+                )
+                entry = self._register_message(message, mails=mails)
+                if not entry.recipient_ids:
+                    entry._add_partners_as_sent(message.partner_ids)
+                count += 1
+        _logger.info("Generated Documents: %s past document emails registered", count)
+        return count
+
+    def _add_partners_as_sent(self, partners):
+        """Past sends whose emails Odoo deleted: their recipients got them."""
+        Recipient = self.env["sengerio.generated.document.recipient"].sudo()
+        return Recipient.create(
+            [
+                {
+                    "document_id": self.id,
+                    "partner_id": partner.id,
+                    "email": partner.email_normalized or partner.email,
+                    "state": "sent",
+                }
+                for partner in partners
+            ]
+        )
+
+    @api.autovacuum
+    def _gc_retention(self):
+        """Delete entries older than the retention set in Settings (0: keep)."""
+        days = int(
+            self.env["ir.config_parameter"].sudo().get_param(RETENTION_PARAM, 0) or 0
+        )
+        if days <= 0:
+            return
+        limit = fields.Datetime.now() - timedelta(days=days)
+        old = self.sudo().search([("date", "<", limit)])
+        _logger.info(
+            "removing %s generated documents older than %s days", len(old), days
+        )
+        old.unlink()

@@ -1,0 +1,119 @@
+from odoo import api, fields, models
+
+from .. import policy
+from .sengerio_generated_document import STATE_SELECTION
+
+
+class SengerioGeneratedDocumentRecipient(models.Model):
+    """One recipient of a generated document, with its own delivery status."""
+
+    _name = "sengerio.generated.document.recipient"
+    _description = "Generated Document Recipient"
+    _order = "id"
+    _rec_name = "email"
+
+    document_id = fields.Many2one(
+        "sengerio.generated.document", required=True, ondelete="cascade", index=True
+    )
+    partner_id = fields.Many2one("res.partner", "Contact", readonly=True)
+    email = fields.Char(readonly=True)
+    state = fields.Selection(
+        STATE_SELECTION, "Status", default="outgoing", readonly=True
+    )
+    failure_type = fields.Char(readonly=True)
+    failure_reason = fields.Text("Reason", readonly=True)
+    notification_id = fields.Many2one(
+        "mail.notification", ondelete="set null", index="btree_not_null", readonly=True
+    )
+    mail_mail_id = fields.Integer(
+        "Email ID",
+        index="btree_not_null",
+        readonly=True,
+        help="Technical: the outgoing email, which Odoo may delete once sent.",
+    )
+
+    @api.model
+    def _values_from_notification(self, notification):
+        return {
+            "partner_id": notification.res_partner_id.id,
+            "email": notification.res_partner_id.email_normalized
+            or notification.res_partner_id.email,
+            "notification_id": notification.id,
+            "mail_mail_id": notification.mail_mail_id.id,
+            **self._status_values(
+                policy.NOTIFICATION_STATES.get(notification.notification_status),
+                notification.failure_type,
+                notification.failure_reason,
+            ),
+        }
+
+    @api.model
+    def _values_from_mail(self, mail):
+        status = self._status_values(
+            policy.MAIL_STATES.get(mail.state), mail.failure_type, mail.failure_reason
+        )
+        values = [
+            {
+                "partner_id": partner.id,
+                "email": partner.email_normalized or partner.email,
+            }
+            for partner in mail.recipient_ids
+        ]
+        values += [
+            {"email": email} for email in (mail.email_to or "").split(",") if email
+        ]
+        for vals in values:
+            vals.update(status, mail_mail_id=mail.id)
+        return values
+
+    @api.model
+    def _status_values(self, state, failure_type=False, failure_reason=False):
+        return {
+            "state": state or "outgoing",
+            "failure_type": failure_type or False,
+            "failure_reason": self._plain_failure(state, failure_type, failure_reason),
+        }
+
+    @api.model
+    def _plain_failure(self, state, failure_type, failure_reason):
+        """Say in plain words why an email failed, with Odoo's detail after."""
+        if state not in ("exception", "bounced", "cancel"):
+            return False
+        words = {
+            "mail_email_invalid": self.env._("The email address is not valid."),
+            "mail_email_missing": self.env._("There is no email address."),
+            "mail_smtp": self.env._("The outgoing mail server could not be reached."),
+            "mail_from_invalid": self.env._("The sender address is not valid."),
+            "mail_from_missing": self.env._("There is no sender address."),
+            "mail_bounce": self.env._("The email bounced."),
+            "mail_bl": self.env._("The address is on the blacklist."),
+            "mail_optout": self.env._("The recipient opted out."),
+            "mail_dup": self.env._("The address already received this email."),
+            "unknown": self.env._("The mail server refused the email."),
+        }.get(failure_type) or (
+            self.env._("The email bounced.")
+            if state == "bounced"
+            else self.env._("The email was not sent.")
+        )
+        detail = (failure_reason or "").strip()
+        return "%s (%s)" % (words, detail) if detail and detail != words else words
+
+    def _sync_from_notifications(self):
+        for line in self:
+            notif = line.notification_id
+            line.write(
+                self._status_values(
+                    policy.NOTIFICATION_STATES.get(notif.notification_status),
+                    notif.failure_type,
+                    notif.failure_reason,
+                )
+            )
+
+    def _sync_from_mail(self, mail):
+        self.write(
+            self._status_values(
+                policy.MAIL_STATES.get(mail.state),
+                mail.failure_type,
+                mail.failure_reason,
+            )
+        )
