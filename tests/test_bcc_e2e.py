@@ -222,3 +222,57 @@ def test_other_document_goes_out_plainly(
     entry = register_entry(admin, "sale.order", order_id)
     assert (entry["state"], entry["document_type"]) == ("sent", "other")
     assert not entry["bcc_email"]
+
+
+def test_mass_send_from_list_with_mass_mailing_installed(
+    odoo, admin, salesperson, product_id, mailbox, unique
+):
+    """Quotations sent together from the list, named as a mailing: no tracking."""
+    admin.call(
+        "res.users",
+        "write",
+        [odoo.client(salesperson, salesperson).uid],
+        {
+            "groups_id": [
+                (4, admin.ref("mass_mailing.group_mass_mailing_user")),
+                # the mailing keeps the template's dynamic body
+                (4, admin.ref("mail.group_mail_template_editor")),
+            ]
+        },
+    )
+    sales = odoo.client(salesperson, salesperson)
+    emails, order_ids = [], []
+    for n in range(2):
+        email = "list%s-%s@client.test" % (unique, n)
+        partner_id = admin.call(
+            "res.partner", "create", {"name": "List %s" % n, "email": email}
+        )
+        emails.append(email)
+        order_ids.append(create_order(sales, partner_id, product_id))
+    ctx = {
+        "default_composition_mode": "mass_mail",
+        "default_model": "sale.order",
+        "default_res_ids": order_ids,
+        "default_template_id": admin.ref("sale.email_template_edi_sale"),
+    }
+    wizard_id = sales.call(
+        "mail.compose.message",
+        "create",
+        {"mass_mailing_name": "Spring offers %s" % unique},
+        context=ctx,
+    )
+    sales.call("mail.compose.message", "action_send_mail", [wizard_id], context=ctx)
+
+    received = mailbox.wait(
+        count=2, predicate=lambda m: set(m["rcpt_tos"]) & set(emails)
+    )
+    assert len(received) == 2
+    assert_no_tracking(received)
+    for email in emails:
+        assert_true_bcc(
+            [m for m in received if email in m["rcpt_tos"]],
+            email,
+            email_of(salesperson),
+        )
+    for order_id in order_ids:
+        assert register_entry(admin, "sale.order", order_id)["state"] == "sent"
