@@ -61,9 +61,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
-ADDONS_PATH = ",".join(
-    [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons"), str(ROOT)]
-)
+# Odoo's addons; main() appends the folder holding the snapshot of the addon.
+ADDONS_PATH = [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons")]
 LOG_DIR = ROOT / "var" / "bench"
 # dev/smtp_sink.py, imported where needed (not in the Odoo processes)
 sys.path.insert(0, str(ROOT / "dev"))
@@ -107,7 +106,8 @@ def say(msg, *args):
 def odoo_cmd(*args):
     # The "--addons-path=" form must come first so subcommands (shell) work.
     odoo_bin = str(ODOO_SRC / "odoo-bin")
-    return [sys.executable, odoo_bin, "--addons-path=" + ADDONS_PATH, *args]
+    addons_path = "--addons-path=" + ",".join(ADDONS_PATH)
+    return [sys.executable, odoo_bin, addons_path, *args]
 
 
 def run_logged(cmd, log_name, stdin_text=None, env=None, timeout=3600):
@@ -162,15 +162,28 @@ def drop_db(db):
         run_logged(odoo_cmd("db", "drop", db), db)
 
 
-def addon_revision():
-    """The checkout's commit, noting uncommitted changes to the addon."""
+def git(*args, **kwargs):
+    cmd = ["git", "-C", str(ROOT), *args]
+    return subprocess.run(cmd, capture_output=True, check=True, **kwargs).stdout
 
-    def git(*args):
-        cmd = ["git", "-C", str(ROOT), *args]
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
 
-    revision = git("rev-parse", "--short", "HEAD") or "unknown commit"
-    if git("status", "--porcelain", "--", "sengerio_mailing"):
+def snapshot_addon(target, ref):
+    """Copy sengerio_mailing to ``target``: edits made during the run do not
+    change what is measured. From the git commit ``ref``, or the work tree.
+
+    Returns a description of the version copied.
+    """
+    if ref:
+        archive = git("archive", "--format=tar", ref, "sengerio_mailing")
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        return git("rev-parse", "--short", ref, text=True).strip()
+    shutil.copytree(
+        ROOT / "sengerio_mailing",
+        target / "sengerio_mailing",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    revision = git("rev-parse", "--short", "HEAD", text=True).strip()
+    if git("status", "--porcelain", "--", "sengerio_mailing", text=True).strip():
         revision += " + uncommitted changes"
     return revision
 
@@ -442,6 +455,12 @@ def parse_args():
         help="databases PREFIX_vanilla and PREFIX_sengerio (default bench)",
     )
     parser.add_argument(
+        "--addon-ref",
+        metavar="COMMIT",
+        help="measure sengerio_mailing as committed in COMMIT "
+        "(default: as it is in the work tree when the run starts)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the databases at the end"
     )
     return parser.parse_args()
@@ -453,9 +472,11 @@ def main():
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench_bcc_"))
     (tmp / "pdf").mkdir()
+    (tmp / "addons").mkdir()
+    revision = snapshot_addon(tmp / "addons", args.addon_ref)
+    ADDONS_PATH.append(str(tmp / "addons"))
     smtp_port = free_port()
     started = time.monotonic()
-    revision = addon_revision()
     try:
         prepare_databases(dbs, args.count, smtp_port, tmp / "pdf")
         say("queueing the emails in both databases (not timed, a few minutes)")

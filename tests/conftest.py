@@ -151,3 +151,21 @@ def purchaser(admin, unique):
 
 def email_of(login):
     return "%s@sengerio-agency.test" % login
+
+
+@pytest.fixture
+def customer(admin, unique):
+    email = "customer%s@client.test" % unique
+    partner_id = admin.call(
+        "res.partner", "create", {"name": "Customer %s" % unique, "email": email}
+    )
+    return partner_id, email
+
+
+@pytest.fixture
+def product_id(admin, unique):
+    return admin.call(
+        "product.product",
+        "create",
+        {"name": "Tour %s" % unique, "list_price": 120.0, "standard_price": 80.0},
+    )

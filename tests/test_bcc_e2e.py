@@ -13,24 +13,6 @@ from mailcheck import (
 )
 
 
-@pytest.fixture
-def customer(admin, unique):
-    email = "customer%s@client.test" % unique
-    partner_id = admin.call(
-        "res.partner", "create", {"name": "Customer %s" % unique, "email": email}
-    )
-    return partner_id, email
-
-
-@pytest.fixture
-def product_id(admin, unique):
-    return admin.call(
-        "product.product",
-        "create",
-        {"name": "Tour %s" % unique, "list_price": 120.0, "standard_price": 80.0},
-    )
-
-
 def create_order(client, partner_id, product_id):
     return client.call(
         "sale.order",

@@ -1,6 +1,7 @@
 import logging
 
-from odoo import models
+from odoo import api, models
+from odoo.tools import plaintext2html
 
 from .. import policy
 
@@ -61,6 +62,78 @@ class MailThread(models.AbstractModel):
         return super()._notify_thread_by_email(
             message, recipients_data, msg_vals=msg_vals, **kwargs
         )
+
+    # Bounces ---------------------------------------------------------------
+
+    @api.model
+    def _message_parse_extract_bounce(self, email_message, message_dict):
+        """Read the bounce precisely, so Odoo blames the right recipient.
+
+        Delay notices and auto-replies blame nobody, nor does a bounce of the
+        sender's own hidden copy.
+        """
+        try:
+            res = super()._message_parse_extract_bounce(email_message, message_dict)
+        except Exception as error:  # broken MIME must not crash the gateway
+            _logger.warning(
+                "Generated Documents: broken bounce %s (%s), nobody marked bounced",
+                message_dict.get("message_id"),
+                error,
+            )
+            res = {
+                "is_bounce": True,
+                "bounced_email": False,
+                "bounced_partner": self.env["res.partner"],
+                "bounced_msg_ids": False,
+                "bounced_message": self.env["mail.message"],
+            }
+        if res.get("is_bounce"):
+            try:
+                res.update(
+                    self.env["sengerio.generated.document"]._bounce_parse(
+                        email_message, res
+                    )
+                )
+            except Exception:
+                _logger.exception(
+                    "Generated Documents: unreadable bounce %s, left to Odoo",
+                    message_dict.get("message_id"),
+                )
+        return res
+
+    def _message_parse_extract_payload(
+        self, message, message_dict, save_original=False
+    ):
+        """Never let an unreadable body (bad MIME headers) crash the gateway."""
+        try:
+            return super()._message_parse_extract_payload(
+                message, message_dict, save_original=save_original
+            )
+        except Exception as error:
+            _logger.warning(
+                "Mail gateway: unreadable body in %s (%s), kept as raw text",
+                message_dict.get("message_id"),
+                error,
+            )
+            raw = message.get_payload()
+            text = raw if isinstance(raw, str) else ""
+            return {"body": plaintext2html(text[:100000]), "attachments": []}
+
+    @api.model
+    def _routing_handle_bounce(self, email_message, message_dict):
+        """After Odoo's own bounce handling, update Generated Documents."""
+        res = super()._routing_handle_bounce(email_message, message_dict)
+        try:
+            with self.env.cr.savepoint():
+                self.env["sengerio.generated.document"].sudo()._bounce_process(
+                    email_message, message_dict
+                )
+        except Exception:
+            _logger.exception(
+                "Generated Documents: bounce %s not recorded",
+                message_dict.get("message_id"),
+            )
+        return res
 
     # Extension points for document models ---------------------------------
 

@@ -1,11 +1,14 @@
 import logging
 from datetime import timedelta
+from email.utils import formataddr
+
+from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import split_every
+from odoo.tools import email_normalize, html_escape, split_every
 
-from .. import policy
+from .. import bounce, policy
 
 _logger = logging.getLogger(__name__)
 
@@ -347,6 +350,302 @@ class SengerioGeneratedDocument(models.Model):
                 for partner in partners
             ]
         )
+
+    # Bounces ---------------------------------------------------------------
+
+    @api.model
+    def _bounce_parse(self, email_message, odoo_values):
+        """Values for ``message_dict`` from a precise reading of a bounce.
+
+        :param odoo_values: what Odoo's own parser found (bounced_email...)
+        """
+        report = bounce.read_bounce(email_message)
+        Message = self.env["mail.message"].sudo()
+        message = odoo_values.get("bounced_message") or Message
+        if not message and report.message_ids:
+            message = Message.search(
+                [("message_id", "in", report.message_ids)], limit=1
+            )
+        values = {
+            "sengerio_report": report,
+            "bounced_message": message,
+            "bounced_msg_ids": odoo_values.get("bounced_msg_ids") or report.message_ids,
+        }
+        bcc = message.sengerio_bcc_email
+        customers = [r for r in report.failed if r.email != bcc]
+        if report.is_notice_bounce or not customers:
+            # delay, auto-reply, our own notice, or the sender's copy: Odoo
+            # must not mark any customer as bounced
+            values.update(bounced_email=False, bounced_partner=self.env["res.partner"])
+        else:
+            email = customers[0].email
+            values.update(
+                bounced_email=email,
+                bounced_partner=self.env["res.partner"]
+                .sudo()
+                .search([("email_normalized", "=", email)]),
+            )
+        return values
+
+    @api.model
+    def _bounce_process(self, email_message, message_dict):
+        """Record a bounce on its entry and tell the sender, or log why not."""
+        report = message_dict.get("sengerio_report")
+        msg_id = message_dict.get("message_id")
+        if report is None:
+            _logger.info("Generated Documents: bounce %s could not be read", msg_id)
+            return False
+        if report.is_notice_bounce:
+            _logger.info(
+                "Generated Documents: bounce %s returns a bounce notice, not forwarded",
+                msg_id,
+            )
+            return False
+        if report.kind == "autoreply":
+            _logger.info(
+                "Generated Documents: %s is an auto-reply, not a bounce", msg_id
+            )
+            return False
+        message = message_dict.get("bounced_message")
+        entry = (
+            self.search([("mail_message_id", "=", message.id)], limit=1)
+            if message
+            else self
+        )
+        if not entry and report.message_ids:
+            entry = self.search([("message_id", "in", report.message_ids)], limit=1)
+        if not entry:
+            _logger.info(
+                "Generated Documents: bounce %s is about %s, which is no generated "
+                "document",
+                msg_id,
+                ", ".join(report.message_ids) or "an unknown email",
+            )
+            return False
+        if report.kind == "delayed":
+            entry._bounce_note_delay(report.delayed)
+            _logger.info(
+                "Generated Documents: delivery of %s delayed", entry.message_id
+            )
+            return entry
+        if report.kind != "failed":
+            _logger.info(
+                "Generated Documents: bounce %s names no failed recipient", msg_id
+            )
+            return False
+        lines = self.env["sengerio.generated.document.recipient"]
+        for failure in report.failed:
+            if failure.email == entry.bcc_email:
+                entry._bounce_note_bcc(failure)
+                continue
+            line = entry.recipient_ids.filtered(
+                lambda r, e=failure.email: email_normalize(r.email) == e
+            )
+            if not line:
+                _logger.info(
+                    "Generated Documents: bounce %s for %s, not a recipient of %s",
+                    msg_id,
+                    failure.email,
+                    entry.message_id,
+                )
+                continue
+            line._record_bounce(failure)
+            lines |= line
+        if lines:
+            entry._bounce_notify(lines, email_message)
+            _logger.info(
+                "Generated Documents: %s bounced for %s",
+                entry.message_id,
+                ", ".join(lines.mapped("email")),
+            )
+        return entry
+
+    def _document_record(self):
+        self.ensure_one()
+        model = self.env.get(self.res_model)
+        return model.browse(self.res_id).exists() if model is not None else None
+
+    def _bounce_note_delay(self, delayed):
+        record = self._document_record()
+        if record is None or not hasattr(record, "message_post"):
+            return
+        items = "".join(
+            "<li>%s: %s</li>"
+            % (html_escape(r.email), html_escape(r.diagnostic or r.status or ""))
+            for r in delayed
+        )
+        record.message_post(
+            body=Markup(
+                "<p>%s</p><ul>%s</ul>"
+                % (
+                    html_escape(
+                        self.env._(
+                            "Delivery of %(document)s is delayed; the mail server "
+                            "keeps trying.",
+                            document=self.subject or self.res_name,
+                        )
+                    ),
+                    items,
+                )
+            ),
+            message_type="notification",
+            subtype_xmlid="mail.mt_note",
+        )
+
+    def _bounce_note_bcc(self, failure):
+        """The sender's own copy bounced: noted, never blamed on the customer."""
+        _logger.warning(
+            "Generated Documents: the hidden copy of %s to %s bounced (%s)",
+            self.message_id,
+            failure.email,
+            failure.status,
+        )
+        self.bcc_note = self.env._(
+            "The hidden copy to %(email)s bounced: %(reason)s",
+            email=failure.email,
+            reason=self._reason_words(failure.status),
+        )
+
+    def _sender_email(self):
+        """Whoever got the hidden copy, else the sender chosen by the rules."""
+        self.ensure_one()
+        if self.bcc_email:
+            return self.bcc_email
+        record = self._document_record()
+        responsible = (
+            record._sengerio_responsible_user().partner_id
+            if record is not None and hasattr(record, "_sengerio_responsible_user")
+            else self.user_id.partner_id
+        )
+        Thread = self.env["mail.thread"]
+        _sender, email, _reason = policy.choose_bcc_recipient(
+            Thread._sengerio_sender(self.author_id),
+            Thread._sengerio_sender(responsible),
+            [],
+        )
+        return email
+
+    def _bounce_notify(self, lines, email_message):
+        """Tell the sender in their mailbox, note it on the document."""
+        self.ensure_one()
+        failed = "".join(
+            "<li><b>%s</b>: %s</li>"
+            % (html_escape(line.email), html_escape(line.failure_reason or ""))
+            for line in lines
+        )
+        document = self.res_name or self.subject or ""
+        body = Markup(
+            "<p>%s</p><ul>%s</ul><p>%s</p>"
+            % (
+                html_escape(
+                    self.env._(
+                        "Your email %(subject)s about %(document)s could not be "
+                        "delivered to:",
+                        subject=self.subject or "",
+                        document=document,
+                    )
+                ),
+                failed,
+                html_escape(
+                    self.env._(
+                        "Please check the address and resend the document from "
+                        "Generated Documents. The delivery report is attached."
+                    )
+                ),
+            )
+        )
+        sender = self._sender_email()
+        if sender:
+            self._bounce_send_notice(sender, document, body, email_message)
+        else:
+            _logger.warning(
+                "Generated Documents: no sender to tell about the bounce of %s",
+                self.message_id,
+            )
+        record = self._document_record()
+        if record is not None and hasattr(record, "message_post"):
+            record.message_post(
+                body=body, message_type="notification", subtype_xmlid="mail.mt_note"
+            )
+            if self.user_id and hasattr(record, "activity_schedule"):
+                record.activity_schedule(
+                    "mail.mail_activity_data_todo",
+                    user_id=self.user_id.id,
+                    summary=self.env._("Fix the email address and resend"),
+                    note=body,
+                )
+
+    def _bounce_send_notice(self, sender, document, body, email_message):
+        try:
+            raw = email_message.as_bytes()
+        except Exception:
+            raw = email_message.as_string().encode("utf-8", "replace")
+        attachment = (
+            self.env["ir.attachment"]
+            .sudo()
+            .create(
+                {
+                    "name": "delivery-report.eml",
+                    "raw": raw,
+                    "mimetype": "message/rfc822",
+                    "res_model": self._name,
+                    "res_id": self.id,
+                }
+            )
+        )
+        company = self.company_id or self.env.company
+        mail = (
+            self.env["mail.mail"]
+            .sudo()
+            .create(
+                {
+                    "subject": self.env._(
+                        "Undelivered: %(document)s - %(subject)s",
+                        document=document,
+                        subject=self.subject or "",
+                    ),
+                    "email_from": company.email_formatted
+                    or formataddr((company.name, company.bounce_email or "")),
+                    "email_to": sender,
+                    "body_html": body,
+                    "attachment_ids": [(4, attachment.id)],
+                    "auto_delete": True,
+                    # loop guard: a bounce of this notice is never forwarded again
+                    "headers": repr(
+                        {
+                            "Auto-Submitted": "auto-generated",
+                            bounce.NOTICE_HEADER: self.message_id or str(self.id),
+                        }
+                    ),
+                }
+            )
+        )
+        # sent once the gateway's transaction is committed; the queue retries
+        mail.send_after_commit()
+        return mail
+
+    @api.model
+    def _reason_words(self, status):
+        """A DSN status code in plain words, in the user's language."""
+        return {
+            "no_such_address": self.env._("the address does not exist"),
+            "no_such_domain": self.env._("the recipient's domain does not exist"),
+            "mailbox_moved": self.env._("the mailbox has moved"),
+            "mailbox_disabled": self.env._("the mailbox is disabled"),
+            "mailbox_full": self.env._("the mailbox is full"),
+            "message_too_big": self.env._("the message is too large"),
+            "server_unreachable": self.env._(
+                "the recipient's server could not be reached"
+            ),
+            "expired": self.env._("delivery kept failing until it was given up"),
+            "policy": self.env._("rejected by the recipient's server policy"),
+            "unauthenticated": self.env._(
+                "rejected by the recipient's server as not authenticated"
+            ),
+            "temporary": self.env._("a temporary failure that did not clear up"),
+            "permanent": self.env._("a permanent delivery failure"),
+            "unknown": self.env._("the email bounced"),
+        }[bounce.status_reason(status)]
 
     @api.autovacuum
     def _gc_retention(self):

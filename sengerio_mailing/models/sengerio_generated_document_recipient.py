@@ -22,6 +22,13 @@ class SengerioGeneratedDocumentRecipient(models.Model):
     )
     failure_type = fields.Char(readonly=True)
     failure_reason = fields.Text("Reason", readonly=True)
+    dsn_status = fields.Char("DSN Status", readonly=True)
+    dsn_diagnostic = fields.Text("Diagnostic", readonly=True)
+    bounce_reason = fields.Char(
+        "Bounce Reason",
+        compute="_compute_bounce_reason",
+        help="The DSN in plain words.",
+    )
     notification_id = fields.Many2one(
         "mail.notification", ondelete="set null", index="btree_not_null", readonly=True
     )
@@ -31,6 +38,16 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         readonly=True,
         help="Technical: the outgoing email, which Odoo may delete once sent.",
     )
+
+    @api.depends("dsn_status")
+    def _compute_bounce_reason(self):
+        Register = self.env["sengerio.generated.document"]
+        for line in self:
+            line.bounce_reason = (
+                Register._reason_words(line.dsn_status)
+                if line.state == "bounced"
+                else False
+            )
 
     @api.model
     def _values_from_notification(self, notification):
@@ -116,4 +133,18 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                 mail.failure_type,
                 mail.failure_reason,
             )
+        )
+
+    def _record_bounce(self, failure):
+        """Mark these lines bounced with what the delivery report says."""
+        words = self.env["sengerio.generated.document"]._reason_words(failure.status)
+        detail = " ".join(filter(None, [failure.status, failure.diagnostic]))
+        self.write(
+            {
+                "state": "bounced",
+                "failure_type": "mail_bounce",
+                "dsn_status": failure.status or False,
+                "dsn_diagnostic": failure.diagnostic or False,
+                "failure_reason": "%s (%s)" % (words, detail) if detail else words,
+            }
         )

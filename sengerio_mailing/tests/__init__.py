@@ -3,3 +3,5 @@ from . import test_bcc
 from . import test_policy
 from . import test_privacy
 from . import test_register
+from . import test_bounce
+from . import test_bounce_fuzz

@@ -1,0 +1,243 @@
+import json
+from email import message_from_string
+from email.utils import format_datetime
+from pathlib import Path
+
+from odoo import fields
+from odoo.tests import tagged
+from odoo.tools import file_path, mute_logger
+
+from odoo.addons.sengerio_mailing import bounce
+
+from .common import SengerioMailCommon
+
+CORPUS = Path(file_path("sengerio_mailing/tests/data"), "dsn")
+SALLY = "sally.sales@agency.example.com"
+CARLA = "carla@client.example.com"
+CESARE = "cesare@client.example.com"
+BOUNCED_KINDS = {"hard", "soft_final", "multi", "rfc2047"}
+
+
+@tagged("post_install", "-at_install", "sengerio_mailing")
+class TestBounceCorpus(SengerioMailCommon):
+    """Every DSN of the corpus goes through Odoo's real mail gateway."""
+
+    def _send_quotation(self):
+        order = self._create_order()
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            self._send_with_composer(
+                order.action_quotation_send(),
+                self.user_sales,
+                partner_ids=[(6, 0, (self.customer | self.customer_2).ids)],
+            )
+        entry = self.env["sengerio.generated.document"].search(
+            [("res_model", "=", "sale.order"), ("res_id", "=", order.id)]
+        )
+        self.assertEqual(entry.state, "sent")
+        return order, entry
+
+    def _render(self, name, message_id):
+        template = (CORPUS / name).read_text()
+        return template.format(
+            bounce_to=self.mail_alias_domain.bounce_email,
+            domain=self.alias_domain,
+            message_id=message_id,
+            recipient=CARLA,
+            recipient2=CESARE,
+            sender=SALLY,
+            subject="Quotation S00042",
+            date=format_datetime(fields.Datetime.now()),
+        ).encode()
+
+    def _process(self, raw):
+        with self.mock_mail_gateway():
+            self.env["mail.thread"].message_process(None, raw)
+
+    def _line(self, entry, email):
+        return entry.recipient_ids.filtered(lambda r: r.email == email)
+
+    def _notices(self):
+        return [
+            m for m in self._mails if bounce.NOTICE_HEADER in (m.get("headers") or {})
+        ]
+
+    def test_corpus(self):
+        manifest = json.loads((CORPUS / "manifest.json").read_text())
+        self.assertGreaterEqual(len(manifest), 15)
+        for sample in manifest:
+            with self.subTest(sample=sample["file"]):
+                self._check_sample(sample)
+
+    def _check_sample(self, sample):
+        kind = sample["kind"]
+        order, entry = self._send_quotation()
+        message_id = entry.message_id
+        if kind == "never_document":
+            message_id = order.message_post(body="Just a note").message_id
+        carla = self.customer
+        bounce_before = carla.message_bounce
+        with self.assertLogs("odoo.addons.sengerio_mailing", "INFO") as logs:
+            self._process(self._render(sample["file"], message_id))
+        entry.invalidate_recordset()
+        self.assertTrue(logs.output, "one clear log line per bounce")
+        failed = [
+            {"recipient": CARLA, "recipient2": CESARE, "sender": SALLY}[p]
+            for p in sample.get("failed") or []
+        ]
+
+        if kind in BOUNCED_KINDS or (kind == "no_dsn_part" and CARLA in failed):
+            self.assertEqual(entry.state, "bounced")
+            line = self._line(entry, CARLA)
+            self.assertEqual(line.state, "bounced")
+            if sample.get("status"):
+                self.assertEqual(line.dsn_status, sample["status"])
+                self.assertTrue(line.bounce_reason)
+                self.assertIn(line.bounce_reason, line.failure_reason)
+            self.assertEqual(self._line(entry, CESARE).state, "sent")
+            # Odoo's own records: notification bounced, partner counter up
+            notif = entry.mail_message_id.notification_ids.filtered(
+                lambda n: n.res_partner_id == carla
+            )
+            self.assertEqual(notif.notification_status, "bounce")
+            self.assertEqual(carla.message_bounce, bounce_before + 1)
+            # back to the sender, with the DSN attached
+            [notice] = self._notices()
+            self.assertEqual(notice["email_to"], [SALLY])
+            self.assertIn(order.name, notice["subject"])
+            self.assertIn(CARLA, notice["body"])
+            [(name, _content, mimetype)] = notice["attachments"]
+            self.assertEqual(mimetype, "message/rfc822")
+            # the team sees it on the document
+            self.assertIn(CARLA, order.message_ids[0].body)
+            self.assertTrue(
+                order.activity_ids.filtered(lambda a: a.user_id == self.user_sales)
+            )
+        else:
+            self.assertEqual(entry.state, "sent", "nothing bounced")
+            self.assertEqual(set(entry.recipient_ids.mapped("state")), {"sent"})
+            self.assertEqual(carla.message_bounce, bounce_before)
+            self.assertFalse(self._notices())
+            if kind == "delayed":
+                self.assertIn("delayed", order.message_ids[0].body)
+            if kind == "bcc_bounce":
+                self.assertIn(SALLY, entry.bcc_note)
+
+
+@tagged("post_install", "-at_install", "sengerio_mailing")
+class TestBounceGuards(SengerioMailCommon):
+    def _dsn(self, original, failed, status="5.1.1"):
+        """A minimal RFC 3464 report about ``original`` (bytes)."""
+        boundary = "sengerio-test-boundary"
+        return (
+            "From: MAILER-DAEMON@mx.client.example.com\n"
+            "To: %(to)s\n"
+            "Subject: Undelivered Mail Returned to Sender\n"
+            "Message-Id: <dsn-%(n)s@mx.client.example.com>\n"
+            "MIME-Version: 1.0\n"
+            "Content-Type: multipart/report; report-type=delivery-status;\n"
+            ' boundary="%(b)s"\n'
+            "\n--%(b)s\nContent-Type: text/plain\n\nDelivery failed.\n"
+            "\n--%(b)s\nContent-Type: message/delivery-status\n\n"
+            "Reporting-MTA: dns; mx.client.example.com\n\n"
+            "Final-Recipient: rfc822; %(failed)s\nAction: failed\nStatus: %(status)s\n"
+            "Diagnostic-Code: smtp; 550 %(status)s no such user\n"
+            "\n--%(b)s\nContent-Type: message/rfc822\n\n%(original)s\n--%(b)s--\n"
+        ) % {
+            "to": self.mail_alias_domain.bounce_email,
+            "n": id(original),
+            "b": boundary,
+            "failed": failed,
+            "status": status,
+            "original": original.decode(),
+        }
+
+    def test_bounce_of_a_bounce_notice_is_not_forwarded(self):
+        order = self._create_order()
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            self._send_with_composer(order.action_quotation_send(), self.user_sales)
+        carla_email = [e for e in self.emails if CARLA in e["smtp_to_list"]][0]
+        with self.mock_mail_gateway():
+            self.env["mail.thread"].message_process(
+                None, self._dsn(carla_email["message"].encode(), CARLA).encode()
+            )
+        [notice] = [e for e in self.emails if bounce.NOTICE_HEADER in e["message"]]
+        self.assertEqual(notice["smtp_to_list"], [SALLY])
+        # the notice itself bounces: nothing is forwarded again
+        with (
+            self.mock_mail_gateway(),
+            mute_logger("odoo.addons.mail.models.mail_thread"),
+        ):
+            self.env["mail.thread"].message_process(
+                None, self._dsn(notice["message"].encode(), SALLY).encode()
+            )
+        self.assertFalse(
+            [e for e in self.emails if bounce.NOTICE_HEADER in e["message"]]
+        )
+
+    def test_multi_megabyte_returned_message(self):
+        order = self._create_order()
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            self._send_with_composer(order.action_quotation_send(), self.user_sales)
+        entry = self.env["sengerio.generated.document"].search(
+            [("res_id", "=", order.id), ("res_model", "=", "sale.order")]
+        )
+        original = (
+            "Message-Id: %s\nFrom: %s\nTo: %s\nSubject: big\n"
+            "Content-Type: text/plain\n\n%s\n"
+            % (entry.message_id, SALLY, CARLA, ("x" * 76 + "\n") * 60000)
+        ).encode()
+        self.assertGreater(len(original), 4_000_000)
+        with self.mock_mail_gateway():
+            self.env["mail.thread"].message_process(
+                None, self._dsn(original, CARLA).encode()
+            )
+        self.assertEqual(entry.state, "bounced")
+
+    def test_random_garbage_changes_nothing(self):
+        order = self._create_order()
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            self._send_with_composer(order.action_quotation_send(), self.user_sales)
+        raw = (
+            "From: MAILER-DAEMON@x\nTo: %s\n"
+            "Content-Type: multipart/report; boundary=\n\n"
+            "\x00\xff garbage --\n" % self.mail_alias_domain.bounce_email
+        ).encode("latin-1")
+        with self.mock_mail_gateway():
+            self.env["mail.thread"].message_process(None, raw)
+        entries = self.env["sengerio.generated.document"].search(
+            [("res_id", "=", order.id)]
+        )
+        self.assertEqual(entries.state, "sent")
+
+
+@tagged("post_install", "-at_install", "sengerio_mailing")
+class TestBounceWords(SengerioMailCommon):
+    def test_plain_words(self):
+        Register = self.env["sengerio.generated.document"]
+        self.assertEqual(Register._reason_words("5.1.1"), "the address does not exist")
+        self.assertEqual(Register._reason_words("5.2.2"), "the mailbox is full")
+        self.assertEqual(
+            Register._reason_words("5.7.1"), "rejected by the recipient's server policy"
+        )
+        self.assertEqual(
+            Register._reason_words("5.9.99"), "a permanent delivery failure"
+        )
+        self.assertEqual(
+            Register._reason_words("4.9.99"),
+            "a temporary failure that did not clear up",
+        )
+
+    def test_plain_words_in_italian(self):
+        self.env["res.lang"]._activate_lang("it_IT")
+        self.env["ir.module.module"]._load_module_terms(["sengerio_mailing"], ["it_IT"])
+        Register = self.env["sengerio.generated.document"].with_context(lang="it_IT")
+        self.assertEqual(Register._reason_words("5.1.1"), "l'indirizzo non esiste")
+        self.assertEqual(Register._reason_words("5.2.2"), "la casella di posta è piena")
+
+    def test_auto_reply_detection(self):
+        msg = message_from_string(
+            "From: carla@client.example.com\nSubject: Risposta automatica: Preventivo\n"
+            "\nSono in ferie.\n"
+        )
+        self.assertTrue(bounce.is_auto_reply(msg))
+        self.assertEqual(bounce.read_bounce(msg).kind, "autoreply")
