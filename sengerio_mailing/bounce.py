@@ -118,6 +118,9 @@ def _delivery_status_recipients(msg):
                 continue
             diagnostic = _typed_value(block.get("Diagnostic-Code"))
             status = _status(block.get("Status")) or _status(diagnostic)
+            if status.endswith(".0.0") and _status(diagnostic)[:1] == status[:1]:
+                # e.g. Exim: "Status: 5.0.0" with "550 5.1.1" from the server
+                status = _status(diagnostic)
             action = str(block.get("Action", "")).strip().lower()
             recipients.append(RecipientReport(email, action, status, diagnostic))
     return recipients
@@ -125,7 +128,7 @@ def _delivery_status_recipients(msg):
 
 def _flufl_recipients(msg):
     try:
-        permanent, temporary = all_failures(msg)
+        temporary, permanent = all_failures(msg)
     except Exception:  # a detector choking on odd input is not a reason to fail
         _logger.info("flufl.bounce could not read bounce %s", msg.get("Message-Id"))
         return []

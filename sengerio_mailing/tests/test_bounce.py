@@ -1,4 +1,5 @@
 import json
+import logging
 from email import message_from_string
 from email.utils import format_datetime
 from pathlib import Path
@@ -76,7 +77,8 @@ class TestBounceCorpus(SengerioMailCommon):
             message_id = order.message_post(body="Just a note").message_id
         carla = self.customer
         bounce_before = carla.message_bounce
-        with self.assertLogs("odoo.addons.sengerio_mailing", "INFO") as logs:
+        # numeric level: Odoo names its level 25 "INFO" too
+        with self.assertLogs("odoo.addons.sengerio_mailing", logging.INFO) as logs:
             self._process(self._render(sample["file"], message_id))
         entry.invalidate_recordset()
         self.assertTrue(logs.output, "one clear log line per bounce")
@@ -115,7 +117,11 @@ class TestBounceCorpus(SengerioMailCommon):
         else:
             self.assertEqual(entry.state, "sent", "nothing bounced")
             self.assertEqual(set(entry.recipient_ids.mapped("state")), {"sent"})
-            self.assertEqual(carla.message_bounce, bounce_before)
+            if kind in ("unknown_message_id", "never_document"):
+                # the address did bounce: Odoo counts it on the partner, as usual
+                self.assertEqual(carla.message_bounce, bounce_before + 1)
+            else:
+                self.assertEqual(carla.message_bounce, bounce_before)
             self.assertFalse(self._notices())
             if kind == "delayed":
                 self.assertIn("delayed", order.message_ids[0].body)
