@@ -10,6 +10,7 @@
     "author": "Sengerio",
     "license": "LGPL-3",
     "depends": ["mail", "sale_management", "sale_async_emails", "account", "purchase"],
+    "external_dependencies": {"python": ["flufl.bounce"]},
     "post_init_hook": "post_init_hook",
     "data": [
         "security/sengerio_mailing_security.xml",

@@ -1,18 +1,13 @@
 from odoo import fields, models
 
+from .sengerio_generated_document import DOCUMENT_TYPE_SELECTION
+
 
 class MailMessage(models.Model):
     _inherit = "mail.message"
 
     sengerio_document_type = fields.Selection(
-        [
-            ("quotation", "Quotation"),
-            ("booking_confirmation", "Booking Confirmation"),
-            ("invoice", "Invoice"),
-            ("credit_note", "Credit Note"),
-            ("supplier_document", "Supplier Document"),
-            ("other", "Other Document"),
-        ],
+        DOCUMENT_TYPE_SELECTION,
         string="Document Type",
         readonly=True,
         help="Set when the message sends a document by email.",

@@ -112,6 +112,22 @@ class SengerioMailCommon(MailCommon):
         composer.action_send_mail()
         return composer
 
+    def _send_mass(self, records, template, user=None, **values):
+        """Send from the list: the composer in mass mode, one email per record."""
+        composer = (
+            self.env["mail.compose.message"]
+            .with_user(user or self.user_sales)
+            .with_context(
+                default_composition_mode="mass_mail",
+                default_model=records._name,
+                default_res_ids=records.ids,
+                default_template_id=template.id,
+            )
+            .create(values)
+        )
+        composer.action_send_mail()
+        return composer
+
     def _send_invoice(self, move, user=None):
         wizard = (
             self.env["account.move.send.wizard"]

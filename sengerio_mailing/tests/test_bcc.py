@@ -43,19 +43,7 @@ class TestBccDocumentTypes(SengerioMailCommon):
         orders = self._create_order() | self._create_order(partner=self.customer_2)
         template = self.env.ref("sale.email_template_edi_sale")
         with self.mock_mail_gateway(mail_unlink_sent=True):
-            composer = (
-                self.env["mail.compose.message"]
-                .with_user(self.user_sales)
-                .with_context(
-                    default_composition_mode="mass_mail",
-                    default_model="sale.order",
-                    default_res_ids=orders.ids,
-                    default_template_id=template.id,
-                    mark_so_as_sent=True,
-                )
-                .create({})
-            )
-            composer.action_send_mail()
+            self._send_mass(orders, template)
         self.assertHiddenCopy(SALLY, CARLA, total=2)
         self.assertHiddenCopy(SALLY, CESARE, total=2)
         for order in orders:

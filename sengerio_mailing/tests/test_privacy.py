@@ -48,18 +48,7 @@ class TestPrivacy(SengerioMailCommon):
         orders.order_line.name = "See https://www.sengerio.example.com/tour for details"
         template = self.env.ref("sale.email_template_edi_sale")
         with self.mock_mail_gateway(mail_unlink_sent=True):
-            composer = (
-                self.env["mail.compose.message"]
-                .with_user(self.user_sales)
-                .with_context(
-                    default_composition_mode="mass_mail",
-                    default_model="sale.order",
-                    default_res_ids=orders.ids,
-                    default_template_id=template.id,
-                )
-                .create({"mass_mailing_name": "Spring offers"})
-            )
-            composer.action_send_mail()
+            self._send_mass(orders, template, mass_mailing_name="Spring offers")
         self.assertEqual(len(self.emails), 2)
         self.assertNoTracking()
         mailing = self.env["mailing.mailing"].search([("name", "=", "Spring offers")])

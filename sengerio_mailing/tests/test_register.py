@@ -68,12 +68,7 @@ class TestRegister(SengerioMailCommon):
     def test_mass_mode_is_tracked(self):
         orders = self._create_order() | self._create_order(partner=self.customer_2)
         with self.mock_mail_gateway(mail_unlink_sent=True):
-            self.env["mail.compose.message"].with_user(self.user_sales).with_context(
-                default_composition_mode="mass_mail",
-                default_model="sale.order",
-                default_res_ids=orders.ids,
-                default_template_id=self.env.ref("sale.email_template_edi_sale").id,
-            ).create({}).action_send_mail()
+            self._send_mass(orders, self.env.ref("sale.email_template_edi_sale"))
         for order, customer in zip(
             orders, self.customer | self.customer_2, strict=True
         ):
