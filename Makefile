@@ -16,5 +16,13 @@ lint:
 bench:  ## benchmark: 2,000 queued document emails, vanilla Odoo vs the addon
 	bash -c 'source dev/setup.sh && setup_all && "$$PY" bench/bcc_queue.py $(BENCH_ARGS)'
 
+.PHONY: bench-register
+bench-register:  ## benchmark: the Generated Documents list at 10,000 vs 1,000,000 entries
+	bash -c 'source dev/setup.sh && setup_all && "$$PY" bench/register_list.py $(BENCH_ARGS)'
+
+.PHONY: bench-bounce
+bench-bounce:  ## benchmark: 1,000 DSNs through the mail gateway, vanilla Odoo vs the addon
+	bash -c 'source dev/setup.sh && setup_all && "$$PY" bench/bounce_gateway.py $(BENCH_ARGS)'
+
 clean-db:  ## drop the demo database (the next `make run` recreates it)
 	bash -c 'source dev/common.sh && dropdb --if-exists "$$DEMO_DB"'

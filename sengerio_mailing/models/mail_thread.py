@@ -211,10 +211,10 @@ class MailThread(models.AbstractModel):
         """Describe ``partner`` as a possible sender for the pure policy."""
         if not partner:
             return None
-        companies = self.env["res.company"].sudo().search([])
+        company_partners = self.env["res.company"].sudo().search([]).partner_id
         is_person = (
             partner != self.env.ref("base.partner_root")
-            and partner not in companies.partner_id
+            and partner not in company_partners
             and not partner.is_company
         )
         return policy.Sender(partner.name, partner.email, is_person)

@@ -595,7 +595,8 @@ class SengerioGeneratedDocument(models.Model):
                 body=body, message_type="notification", subtype_xmlid="mail.mt_note"
             )
             if self.user_id and hasattr(record, "activity_schedule"):
-                record.activity_schedule(
+                # quick update: no "assigned to you" email on top of the notice
+                record.with_context(mail_activity_quick_update=True).activity_schedule(
                     "mail.mail_activity_data_todo",
                     user_id=self.user_id.id,
                     summary=self.env._("Fix the email address and resend"),

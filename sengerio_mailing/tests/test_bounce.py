@@ -168,6 +168,10 @@ class TestBounceGuards(SengerioMailCommon):
             )
         [notice] = [e for e in self.emails if bounce.NOTICE_HEADER in e["message"]]
         self.assertEqual(notice["smtp_to_list"], [SALLY])
+        # one email for the sender: the activity does not send its own
+        self.assertEqual(
+            [e for e in self.emails if SALLY in e["smtp_to_list"]], [notice]
+        )
         # the notice itself bounces: nothing is forwarded again
         with (
             self.mock_mail_gateway(),

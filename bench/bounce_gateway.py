@@ -1,0 +1,1291 @@
+"""Benchmark: bounces through Odoo's mail gateway, vanilla Odoo vs sengerio_mailing.
+
+Two targets from the issue:
+
+(a) Gateway throughput. ``--count`` delivery reports (DSNs) go through
+    ``mail.thread.message_process``, Odoo's real mail gateway (what fetchmail
+    and ``odoo-mailgate.py`` call), once on a vanilla database and once on a
+    database with sengerio_mailing: same data, same sent emails (same
+    Message-Ids), same DSN bytes. Target: throughput with the addon at least
+    0.9 times vanilla.
+(b) Register lookup. Finding the Generated Documents entry a bounce is about
+    (the searches of ``_bounce_process``: by ``mail_message_id`` and by
+    ``message_id``) with 1,000,000 entries costs at most 1.5 times the same
+    lookups with 10,000 entries, and uses an index.
+
+How (a): the script installs ``sale_management``, ``sale_async_emails``,
+``account``, ``purchase`` and ``mass_mailing`` (no demo data) in
+``PREFIX_vanilla``, gives it the alias domain ``bench.localhost`` (bounce
+address ``bounce@bench.localhost``), creates agents, one customer per
+quotation and ``--documents`` quotations, sends each quotation by email
+through the Send button's composer as its agent (queued, with one PDF
+rendered once with wkhtmltopdf and reused) and drains the queue into a local
+SMTP sink. It then duplicates the database as ``PREFIX_sengerio`` and installs
+sengerio_mailing there (its post-init backfill registers the quotations
+already sent). Both databases hold the same documents with the same sent
+emails.
+
+From what the sink received, it builds the DSNs once, with a fixed seed:
+Postfix-style RFC 3464 hard bounces (mostly ``5.1.1``, some ``5.2.2`` and
+``5.7.1``; the returned message in full or its headers only), delay notices
+(``4.4.1``), out-of-office auto-replies to the bounce address and hard
+bounces of emails Odoo never sent (unknown Message-Id and recipient).
+
+Each round runs the DSNs through ``message_process`` in one ``odoo-bin shell``
+per database, alternating which database goes first: a warm-up on the first
+few DSNs (rolled back), then the timed loop over all DSNs, each in its own
+savepoint, in one transaction that is rolled back at the end, so every round
+starts from the same state. What Odoo and the addon did (notifications and
+entries bounced, notes, notices queued...) is counted before the rollback.
+Only the gateway transaction is timed: the addon's notice to the sender is
+queued with ``send_after_commit`` and never reaches SMTP here.
+
+How (b): for each size of ``--sizes`` (10,000 and 1,000,000), a copy of the
+addon's database, ``PREFIX_reg10k`` and ``PREFIX_reg1m``, gets synthetic
+entries (one recipient line each) inserted with SQL up to that size, then
+``VACUUM ANALYZE``. In each database, ``--lookups`` random existing
+Message-Ids are looked up with the ORM search the addon makes
+(``search([('message_id', 'in', [...])], limit=1)``), and the entries of real
+sent emails by ``mail_message_id``: median of 3 passes after a warm-up, the
+sizes measured in alternation for ``--rounds`` rounds (median), so that load
+from other processes hits both alike. It prints the ``EXPLAIN (ANALYZE,
+BUFFERS)`` of the SQL those searches run and whether it uses an index. For
+information, 200 hard bounces of (a) also go through the gateway at each
+size.
+
+Run it with the project's virtualenv::
+
+    source dev/common.sh && "$PY" bench/bounce_gateway.py --count 200
+
+The databases are dropped at the end unless ``--keep``. Logs are kept in
+``var/bench/``. ``--profile`` adds a profiled gateway run per database and
+prints where the time goes. The targets are only reported: the exit status
+is non-zero only when the run fails.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
+# Odoo's addons; main() appends the folder holding the snapshot of the addon.
+ADDONS_PATH = [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons")]
+LOG_DIR = ROOT / "var" / "bench"
+# dev/smtp_sink.py, imported where needed (not in the Odoo processes)
+sys.path.insert(0, str(ROOT / "dev"))
+
+VANILLA = "vanilla"
+SENGERIO = "sengerio"
+BASE_MODULES = "sale_management,sale_async_emails,account,purchase,mass_mailing"
+ALIAS_DOMAIN = "bench.localhost"
+BOUNCE_ADDRESS = "bounce@" + ALIAS_DOMAIN
+RESULT_PREFIX = "BENCH_RESULT "
+REGISTER = "sengerio.generated.document"
+TABLES = ("sengerio_generated_document", "sengerio_generated_document_recipient")
+
+# Targets from the issue.
+THROUGHPUT_TARGET = 0.9
+LOOKUP_TARGET = 1.5
+
+# DSN kinds and their shares of ``--count``; hard bounces take the rest.
+KINDS = ("hard", "delay", "autoreply", "unknown")
+SHARES = {"delay": 0.05, "autoreply": 0.05, "unknown": 0.05}
+# Permanent failures: status, SMTP reply, share among hard bounces.
+HARD_STATUSES = (
+    ("5.1.1", "550", "Recipient address rejected: User unknown in virtual "
+     "mailbox table", 0.90),
+    ("5.2.2", "552", "Mailbox full: user is over quota", 0.95),
+    ("5.7.1", "550", "Message rejected due to local policy", 1.0),
+)  # fmt: skip
+WARMUP = 30
+# "Index Scan using x", "Index Only Scan Backward using x", "Bitmap Index Scan on x"
+INDEX_SCAN_RE = re.compile(r"Index (?:Only )?Scan(?: Backward)? (?:using|on) (\S+)")
+AGENT_GROUPS = ("sales_team.group_sale_salesman_all_leads",)
+AGENTS = 3
+
+
+# ---------------------------------------------------------------------------
+# Driver: databases, processes, SMTP sink, report
+# ---------------------------------------------------------------------------
+
+
+def say(msg, *args):
+    print("[bench] " + (msg % args if args else msg), file=sys.stderr, flush=True)
+
+
+def odoo_cmd(*args):
+    # The "--addons-path=" form must come first so subcommands (shell) work.
+    odoo_bin = str(ODOO_SRC / "odoo-bin")
+    addons_path = "--addons-path=" + ",".join(ADDONS_PATH)
+    return [sys.executable, odoo_bin, addons_path, *args]
+
+
+def run_logged(cmd, log_name, stdin_text=None, env=None, timeout=7200):
+    """Run an Odoo command, append its output to ``var/bench/<log_name>.log``."""
+    log_path = LOG_DIR / (log_name + ".log")
+    proc = subprocess.run(
+        cmd,
+        input=stdin_text,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    with open(log_path, "a") as log:
+        log.write("$ %s\n%s%s\n" % (" ".join(cmd), proc.stdout, proc.stderr))
+    if proc.returncode:
+        args = " ".join(cmd[3:7])
+        raise RuntimeError("odoo-bin %s failed, see %s" % (args, log_path))
+    return proc.stdout
+
+
+def odoo_shell(db, step, env=None, **kwargs):
+    """Run ``step(env, **kwargs)`` of this module in an ``odoo-bin shell``.
+
+    Returns what the step printed after :data:`RESULT_PREFIX`, decoded.
+    """
+    code = (
+        "import json, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "import bounce_gateway\n"
+        "bounce_gateway.%s(env, **json.loads(%r))\n"
+    ) % (str(Path(__file__).resolve().parent), step, json.dumps(kwargs))
+    cmd = odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn")
+    out = run_logged(cmd, db, stdin_text=code, env=env)
+    for line in out.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :])
+    raise RuntimeError("no result from %s in %s, see var/bench/%s.log" % (step, db, db))
+
+
+def psql(db, sql):
+    return subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-tAc", sql],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def db_exists(db):
+    return psql("postgres", "SELECT 1 FROM pg_database WHERE datname = '%s'" % db)
+
+
+def drop_db(db):
+    if db_exists(db):
+        run_logged(odoo_cmd("db", "drop", db), db)
+
+
+def duplicate_db(source, target):
+    """``createdb -T`` plus the filestore, as Odoo's ``db duplicate`` does."""
+    (LOG_DIR / (target + ".log")).unlink(missing_ok=True)
+    run_logged(odoo_cmd("db", "duplicate", "-f", source, target), target)
+
+
+def vacuum_analyze(db):
+    psql(db, "VACUUM (ANALYZE)")
+
+
+def git(*args):
+    cmd = ["git", "-C", str(ROOT), *args]
+    return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+
+
+def snapshot_addon(target):
+    """Copy sengerio_mailing to ``target``: edits made during the run do not
+    change what is measured. Returns a description of the version copied."""
+    shutil.copytree(
+        ROOT / "sengerio_mailing",
+        target / "sengerio_mailing",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    revision = git("rev-parse", "--short", "HEAD") or "unknown commit"
+    if git("status", "--porcelain", "--", "sengerio_mailing"):
+        revision += " + uncommitted changes"
+    return revision
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_databases(dbs, documents, tmp):
+    """Vanilla database with sent quotations, cloned, addon installed."""
+    from smtp_sink import SmtpSink, read_spool
+
+    vanilla, sengerio = dbs[VANILLA], dbs[SENGERIO]
+    for db in (vanilla, sengerio):
+        drop_db(db)
+        (LOG_DIR / (db + ".log")).unlink(missing_ok=True)
+    say("installing %s on %s (a minute or two)", BASE_MODULES, vanilla)
+    run_logged(
+        odoo_cmd(
+            "-d", vanilla, "-i", BASE_MODULES, "--without-demo=all",
+            "--stop-after-init", "--no-http", "--log-level=warn",
+        ),
+        vanilla,
+    )  # fmt: skip
+    smtp_port = free_port()
+    env = dict(os.environ, SMTP_PORT=str(smtp_port), ALIAS_DOMAIN=ALIAS_DOMAIN)
+    run_logged(
+        odoo_cmd("shell", "-d", vanilla, "--no-http", "--log-level", "warn"),
+        vanilla,
+        stdin_text=(ROOT / "dev" / "configure_db.py").read_text(),
+        env=env,
+    )
+    say("sending %s quotations into a local SMTP sink (a few minutes)", documents)
+    spool = tmp / "spool"
+    with SmtpSink(spool, port=smtp_port):
+        sent = odoo_shell(vanilla, "odoo_setup", documents=documents, pdf_dir=str(tmp))
+    say(
+        "sent %s emails (%s left in the queue) in %.0f s",
+        sent["sent"],
+        sent["left"],
+        sent["seconds"],
+    )
+    say("duplicating %s as %s and installing sengerio_mailing", vanilla, sengerio)
+    duplicate_db(vanilla, sengerio)
+    run_logged(
+        odoo_cmd(
+            "-d", sengerio, "-i", "sengerio_mailing", "--stop-after-init",
+            "--no-http", "--log-level=warn",
+        ),
+        sengerio,
+    )  # fmt: skip
+    for db in (vanilla, sengerio):
+        vacuum_analyze(db)
+    return read_spool(spool)
+
+
+# DSNs ---------------------------------------------------------------------
+
+DSN_HEAD = (
+    "Return-Path: <>\r\n"
+    "Date: Fri, 27 Nov 2026 10:%(minute)02d:%(second)02d +0000\r\n"
+    "From: MAILER-DAEMON@relay.bench.test (Mail Delivery System)\r\n"
+    "To: %(bounce)s\r\n"
+    "Subject: %(subject)s\r\n"
+    "Auto-Submitted: auto-replied\r\n"
+    "Message-Id: <%(index)05d.dsn-%(token)s@relay.bench.test>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+    ' boundary="%(b)s"\r\n'
+    "\r\n"
+    "This is a MIME-encapsulated message.\r\n"
+    "\r\n"
+    "--%(b)s\r\n"
+    "Content-Description: Notification\r\n"
+    "Content-Type: text/plain; charset=us-ascii\r\n"
+    "\r\n"
+    "This is the mail system at host relay.bench.test.\r\n"
+    "\r\n"
+    "%(notice)s\r\n"
+    "\r\n"
+    "                   The mail system\r\n"
+    "\r\n"
+    "<%(rcpt)s>: %(text_diagnostic)s\r\n"
+    "\r\n"
+    "--%(b)s\r\n"
+    "Content-Description: Delivery report\r\n"
+    "Content-Type: message/delivery-status\r\n"
+    "\r\n"
+    "Reporting-MTA: dns; relay.bench.test\r\n"
+    "X-Postfix-Queue-ID: %(queue_id)s\r\n"
+    "X-Postfix-Sender: rfc822; %(bounce)s\r\n"
+    "Arrival-Date: Fri, 27 Nov 2026 09:58:11 +0000\r\n"
+    "\r\n"
+    "Final-Recipient: rfc822; %(rcpt)s\r\n"
+    "Original-Recipient: rfc822;%(rcpt)s\r\n"
+    "Action: %(action)s\r\n"
+    "Status: %(status)s\r\n"
+    "%(remote)s"
+    "Diagnostic-Code: %(diagnostic)s\r\n"
+    "%(retry)s"
+    "\r\n"
+    "--%(b)s\r\n"
+)
+FAILED_NOTICE = (
+    "I'm sorry to have to inform you that your message could not\r\n"
+    "be delivered to one or more recipients. It's attached below.\r\n"
+    "\r\n"
+    "For further assistance, please send mail to postmaster.\r\n"
+    "\r\n"
+    "If you do so, please include this problem report. You can\r\n"
+    "delete your own text from the attached returned message."
+)
+DELAY_NOTICE = (
+    "####################################################################\r\n"
+    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
+    "####################################################################\r\n"
+    "\r\n"
+    "Your message could not be delivered for more than 4 hour(s).\r\n"
+    "It will be retried until it is 5 day(s) old."
+)
+AUTO_REPLY = (
+    "From: %(name)s <%(rcpt)s>\r\n"
+    "To: %(bounce)s\r\n"
+    "Subject: Automatic reply: %(subject)s\r\n"
+    "Date: Fri, 27 Nov 2026 10:%(minute)02d:%(second)02d +0000\r\n"
+    "Message-Id: <%(index)05d.auto-%(token)s@client.bench.test>\r\n"
+    "In-Reply-To: %(message_id)s\r\n"
+    "References: %(message_id)s\r\n"
+    "Auto-Submitted: auto-replied\r\n"
+    "X-Auto-Response-Suppress: All\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n"
+    "\r\n"
+    "Hello,\r\n"
+    "\r\n"
+    "I am out of the office until Monday, 7 December, with limited access\r\n"
+    "to my email. For urgent matters please contact our front desk.\r\n"
+    "\r\n"
+    "Best regards,\r\n"
+    "%(name)s\r\n"
+)
+UNKNOWN_HEADERS = (
+    "Return-Path: <bounce@other-erp.example>\r\n"
+    "From: Sales <sales@other-erp.example>\r\n"
+    "To: %(rcpt)s\r\n"
+    "Subject: Your order %(index)s\r\n"
+    "Date: Thu, 26 Nov 2026 16:02:45 +0000\r\n"
+    "Message-Id: <%(index)s.%(token)s@other-erp.example>\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\n"
+)
+
+
+def _headers(raw):
+    """The header block of a raw message, blank line included."""
+    match = re.search(rb"\r?\n\r?\n", raw)
+    return raw[: match.end()] if match else raw + b"\r\n"
+
+
+def _dsn(index, rng, kind, rcpt, returned, full, status="", reply="", words=""):
+    """A Postfix-style RFC 3464 report about ``returned`` for ``rcpt``."""
+    token = "%08x" % rng.getrandbits(32)
+    values = {
+        "index": index,
+        "token": token,
+        "minute": index // 60 % 60,
+        "second": index % 60,
+        "bounce": BOUNCE_ADDRESS,
+        "b": "%s.%s/relay.bench.test" % (token, index),
+        "queue_id": "%X" % rng.getrandbits(40),
+        "rcpt": rcpt,
+    }
+    host = "mx.%s" % rcpt.split("@")[1]
+    if kind == "delay":
+        diagnostic = "connect to %s[203.0.113.25]:25: Connection timed out" % host
+        values.update(
+            subject="Delayed Mail (still being retried)",
+            notice=DELAY_NOTICE,
+            text_diagnostic="%s" % diagnostic,
+            action="delayed",
+            status="4.4.1",
+            remote="",
+            diagnostic="X-Postfix; %s" % diagnostic,
+            retry="Will-Retry-Until: Wed, 2 Dec 2026 09:58:11 +0000\r\n",
+        )
+    else:
+        smtp = "%s %s <%s>: %s" % (reply, status, rcpt, words)
+        values.update(
+            subject="Undelivered Mail Returned to Sender",
+            notice=FAILED_NOTICE,
+            text_diagnostic="host %s[203.0.113.25] said: %s (in reply to RCPT TO "
+            "command)" % (host, smtp),
+            action="failed",
+            status=status,
+            remote="Remote-MTA: dns; %s\r\n" % host,
+            diagnostic="smtp; %s" % smtp,
+            retry="",
+        )
+    head = (DSN_HEAD % values).encode()
+    if full:
+        part = b"Content-Description: Undelivered Message\r\n"
+        part += b"Content-Type: message/rfc822\r\n\r\n" + returned
+    else:
+        part = b"Content-Description: Undelivered Message Headers\r\n"
+        part += b"Content-Type: text/rfc822-headers\r\n\r\n" + _headers(returned)
+    return head + part + ("\r\n--%s--\r\n" % values["b"]).encode()
+
+
+def _hard_status(rng):
+    draw = rng.random()
+    for status, reply, words, share in HARD_STATUSES:
+        if draw < share:
+            return status, reply, words
+    return HARD_STATUSES[0][:3]
+
+
+def build_dsns(sent, count, seed):
+    """``count`` DSNs about the sent emails, fixed seed: [(kind, bytes)]."""
+    rng = random.Random(seed)
+    emails = []
+    for meta in sent:
+        message = BytesParser(policy=policy.compat32).parsebytes(
+            meta["raw"], headersonly=True
+        )
+        emails.append(
+            {
+                "raw": meta["raw"],
+                "rcpt": meta["rcpt_tos"][0],
+                "message_id": str(message["Message-Id"]).strip(),
+                "subject": str(message["Subject"] or ""),
+                "name": str(message["To"] or "").split("<")[0].strip(' "'),
+            }
+        )
+    counts = {kind: round(count * share) for kind, share in SHARES.items()}
+    counts["hard"] = count - sum(counts.values())
+    need = counts["hard"] + counts["delay"]
+    if len(emails) < need:
+        raise RuntimeError(
+            "%s sent emails for %s bounces and delays: use --documents %s or more"
+            % (len(emails), need, need)
+        )
+    rng.shuffle(emails)
+    # every hard bounce and delay is about an email of its own
+    targets = {"hard": emails[: counts["hard"]], "delay": emails[counts["hard"] :]}
+    kinds = [kind for kind in KINDS for _ in range(counts[kind])]
+    rng.shuffle(kinds)
+    taken = {kind: 0 for kind in KINDS}
+    dsns = []
+    for index, kind in enumerate(kinds, 1):
+        if kind in targets:
+            email = targets[kind][taken[kind]]
+            taken[kind] += 1
+        else:
+            email = rng.choice(emails)
+        full = rng.random() < 0.6  # else the returned message's headers only
+        if kind == "hard":
+            raw = _dsn(
+                index, rng, kind, email["rcpt"], email["raw"], full, *_hard_status(rng)
+            )
+        elif kind == "delay":
+            raw = _dsn(index, rng, kind, email["rcpt"], email["raw"], False)
+        elif kind == "unknown":
+            rcpt = "gone%05d@elsewhere.bench.test" % index
+            token = "%012x" % rng.getrandbits(48)
+            returned = UNKNOWN_HEADERS % {"rcpt": rcpt, "index": index, "token": token}
+            returned = returned.encode()
+            raw = _dsn(index, rng, kind, rcpt, returned, full, *_hard_status(rng))
+        else:
+            values = dict(email, index=index, bounce=BOUNCE_ADDRESS)
+            values.update(
+                token="%08x" % rng.getrandbits(32),
+                minute=index // 60 % 60,
+                second=index % 60,
+            )
+            raw = (AUTO_REPLY % values).encode()
+        dsns.append((kind, raw))
+    return dsns, counts
+
+
+def write_dsns(dsns, folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (kind, raw) in enumerate(dsns, 1):
+        (folder / ("%05d-%s.eml" % (index, kind))).write_bytes(raw)
+    return str(folder)
+
+
+# Rounds and register ------------------------------------------------------
+
+
+def run_rounds(dbs, dsn_dir, rounds):
+    results = []
+    for index in range(rounds):
+        order = [VANILLA, SENGERIO] if index % 2 == 0 else [SENGERIO, VANILLA]
+        measures = {}
+        for label in order:
+            say("round %s/%s: DSNs through the gateway of %s", index + 1, rounds, label)
+            measures[label] = odoo_shell(dbs[label], "odoo_gateway", dsn_dir=dsn_dir)
+        results.append({"order": order, "measures": measures})
+    return results
+
+
+def run_profiles(dbs, dsn_dir):
+    profiles = {}
+    for label in (VANILLA, SENGERIO):
+        path = LOG_DIR / ("bounce_gateway_%s.prof" % label)
+        say("profiling the gateway of %s (%s)", label, path)
+        profiles[label] = odoo_shell(
+            dbs[label], "odoo_gateway", dsn_dir=dsn_dir, profile_path=str(path)
+        )
+    return profiles
+
+
+INSERT_DOCUMENTS = """
+INSERT INTO sengerio_generated_document (
+    document_type, res_model, res_id, res_name, message_id, subject, body_html,
+    author_id, author_email, user_id, has_bcc, recipient_names, date, company_id,
+    state, bounce_rate, create_uid, write_uid, create_date, write_date
+)
+SELECT
+    'quotation', 'sale.order', 1000000000 + i, 'S' || lpad(i::text, 7, '0'),
+    format('<%%s.%%s-bench@%%s>', i, md5(i::text), %(domain)s::text),
+    'Bench Company Quotation (Ref S' || lpad(i::text, 7, '0') || ')',
+    '<div><p>Dear Customer ' || (i %% 997) || ',</p><p>Here is your quotation '
+        || '<strong>S' || lpad(i::text, 7, '0') || '</strong> amounting to '
+        || '<strong>' || round((i %% 9973) * 3.17, 2) || ' EUR</strong>.</p>'
+        || repeat('<p>Do not hesitate to contact us if you have any question '
+                  || 'about this document or your booking.</p>', 4)
+        || '<p>Best regards,<br/>Agent</p></div>',
+    %(author_id)s, %(author_email)s, %(user_id)s, false,
+    'Customer ' || (i %% 997),
+    now()::timestamp(0) - interval '1095 days' + i * interval '30 seconds',
+    %(company_id)s,
+    CASE WHEN i %% 50 = 0 THEN 'bounced' ELSE 'sent' END,
+    CASE WHEN i %% 50 = 0 THEN 100.0 ELSE 0.0 END,
+    %(user_id)s, %(user_id)s, now(), now()
+FROM generate_series(%(first)s, %(last)s) AS i
+"""
+INSERT_RECIPIENTS = """
+INSERT INTO sengerio_generated_document_recipient (
+    document_id, email, state, create_uid, write_uid, create_date, write_date
+)
+SELECT d.id, 'customer' || (d.res_id %% 997) || '@client.bench.test', d.state,
+       d.create_uid, d.create_uid, d.create_date, d.create_date
+FROM sengerio_generated_document d
+WHERE d.id > %(max_id)s
+"""
+
+
+def fill_register(db, size):
+    """Insert synthetic entries with SQL until the register holds ``size``."""
+    import psycopg2
+
+    start = time.monotonic()
+    conn = psycopg2.connect(dbname=db)
+    try:
+        with conn, conn.cursor() as cr:
+            cr.execute("SET LOCAL synchronous_commit = off")
+            cr.execute(
+                "SELECT count(*), coalesce(max(id), 0) FROM sengerio_generated_document"
+            )
+            existing, max_id = cr.fetchone()
+            cr.execute(
+                "SELECT author_id, author_email, user_id, company_id "
+                "FROM sengerio_generated_document ORDER BY id LIMIT 1"
+            )
+            author_id, author_email, user_id, company_id = cr.fetchone()
+            cr.execute(
+                "SELECT count(*) FROM sengerio_generated_document "
+                "WHERE message_id LIKE '%-bench@%'"
+            )
+            first = cr.fetchone()[0] + 1
+            last = first + size - existing - 1
+            if last >= first:
+                cr.execute(
+                    INSERT_DOCUMENTS,
+                    {
+                        "domain": ALIAS_DOMAIN,
+                        "author_id": author_id,
+                        "author_email": author_email,
+                        "user_id": user_id,
+                        "company_id": company_id,
+                        "first": first,
+                        "last": last,
+                    },
+                )
+                cr.execute(INSERT_RECIPIENTS, {"max_id": max_id})
+        conn.autocommit = True
+        with conn.cursor() as cr:
+            for table in TABLES:
+                cr.execute("VACUUM (ANALYZE) %s" % table)
+            cr.execute("SELECT count(*) FROM sengerio_generated_document")
+            total = cr.fetchone()[0]
+    finally:
+        conn.close()
+    return total, time.monotonic() - start
+
+
+def run_register(source, reg_dbs, lookups, seed, hard_dir, rounds):
+    """Copy ``source`` per size, fill it, measure the sizes in alternation."""
+    entries = {}
+    for size, db in reg_dbs.items():
+        say("copying %s as %s and filling its register", source, db)
+        duplicate_db(source, db)
+        entries[size], seconds = fill_register(db, size)
+        say("%s: %s entries (filled, vacuumed, analyzed in %.0f s)", db, size, seconds)
+    sizes = list(reg_dbs)
+    runs = {size: [] for size in sizes}
+    for index in range(rounds):
+        for size in sizes if index % 2 == 0 else sizes[::-1]:
+            say(
+                "round %s/%s: %s lookups in %s, then hard bounces through the gateway",
+                index + 1,
+                rounds,
+                lookups,
+                reg_dbs[size],
+            )
+            runs[size].append(
+                odoo_shell(
+                    reg_dbs[size],
+                    "odoo_lookup",
+                    lookups=lookups,
+                    seed=seed,
+                    hard_dir=hard_dir,
+                )
+            )
+    results = {}
+    for size in sizes:
+        result = runs[size][-1]  # plans and counts of the last run
+        for key, info in result["lookups"].items():
+            for unit in ("us", "sql_us"):
+                values = [run["lookups"][key][unit] for run in runs[size]]
+                info[unit] = statistics.median(values)
+                info[unit + "_runs"] = values
+        result["gateway"]["seconds"] = statistics.median(
+            run["gateway"]["seconds"] for run in runs[size]
+        )
+        result["entries"] = entries[size]
+        result["rounds"] = len(runs[size])
+        results[size] = result
+    return results
+
+
+# Report -------------------------------------------------------------------
+
+
+def print_gateway(results, counts, revision):
+    first = results[0]["measures"][VANILLA]
+    print()
+    print(
+        "(a) %s DSNs through mail.thread.message_process (sengerio_mailing at %s)"
+        % (first["processed"], revision)
+    )
+    print(
+        "    %s; each DSN in a savepoint, one transaction rolled back per run"
+        % ", ".join("%s %s" % (counts[kind], kind) for kind in KINDS)
+    )
+    print()
+    head = "%-32s %12s %12s %8s" % ("", VANILLA, SENGERIO, "ratio")
+    print(head)
+    print("-" * len(head))
+    rows = (
+        ("time (s)", lambda m: m["seconds"], "%.2f"),
+        ("throughput (messages/s)", lambda m: m["processed"] / m["seconds"], "%.1f"),
+        ("SQL time (s)", lambda m: m["sql_seconds"], "%.2f"),
+        ("SQL queries", lambda m: m["queries"], "%d"),
+    )
+    ratios = []
+    for index, result in enumerate(results):
+        print("round %s (%s first)" % (index + 1, result["order"][0]))
+        for name, value, fmt in rows:
+            v = value(result["measures"][VANILLA])
+            s = value(result["measures"][SENGERIO])
+            if name.startswith("throughput"):
+                ratios.append(s / v)
+            print("%-32s %12s %12s %8.3f" % ("  " + name, fmt % v, fmt % s, s / v))
+    ratio = statistics.median(ratios)
+    print()
+    print(
+        "throughput ratio sengerio/vanilla %.3f  (target >= %.2f: %s%s)"
+        % (
+            ratio,
+            THROUGHPUT_TARGET,
+            "met" if ratio >= THROUGHPUT_TARGET else "NOT met",
+            ", median of %s rounds" % len(ratios) if len(ratios) > 1 else "",
+        )
+    )
+    print()
+    print("Per kind of DSN, mean over the rounds (ms per message, SQL queries)")
+    head = "%-10s %5s %12s %8s %12s %8s %8s" % (
+        "kind", "count", "vanilla ms", "queries", "sengerio ms", "queries", "ratio"
+    )  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    for kind in KINDS:
+        per = {}
+        for label in (VANILLA, SENGERIO):
+            stats = [r["measures"][label]["kinds"][kind] for r in results]
+            n = stats[0]["count"] or 1
+            per[label] = (
+                1000.0 * statistics.mean(s["seconds"] for s in stats) / n,
+                statistics.mean(s["queries"] for s in stats) / n,
+            )
+        print(
+            "%-10s %5s %12.2f %8.1f %12.2f %8.1f %8.2f"
+            % (
+                kind,
+                stats[0]["count"],
+                per[VANILLA][0],
+                per[VANILLA][1],
+                per[SENGERIO][0],
+                per[SENGERIO][1],
+                per[SENGERIO][0] / per[VANILLA][0],
+            )
+        )
+    print()
+    print("What each database did (last round, counted before the rollback)")
+    last = results[-1]["measures"]
+    names = list(dict.fromkeys([*last[VANILLA]["outcome"], *last[SENGERIO]["outcome"]]))
+    for name in names:
+        print(
+            "  %-44s %10s %10s"
+            % (
+                name,
+                last[VANILLA]["outcome"].get(name, "-"),
+                last[SENGERIO]["outcome"].get(name, "-"),
+            )
+        )
+    for label in (VANILLA, SENGERIO):
+        if last[label]["errors"]:
+            print("  %s errors: %s" % (label, last[label]["errors"]))
+
+
+def print_profiles(profiles):
+    for label, result in profiles.items():
+        print()
+        print(
+            "Profile of the gateway on %s (%.2f s under cProfile; %s)"
+            % (label, result["seconds"], result["profile_path"])
+        )
+        print(result["profile"])
+
+
+def print_register(results, sizes):
+    small, large = sizes[0], sizes[-1]
+    a, b = results[small], results[large]
+    print()
+    print(
+        "(b) Looking up the bounced entry: %s vs %s entries (ORM search as "
+        "_bounce_process does; median of %s rounds, each the median of 3 passes)"
+        % (format(a["entries"], ","), format(b["entries"], ","), a["rounds"])
+    )
+    print()
+    head = "%-44s %12s %12s %7s" % ("", short(small), short(large), "ratio")
+    print(head)
+    print("-" * len(head))
+    met = True
+    for key, name in (
+        ("message_id", "by Message-Id (us per lookup)"),
+        ("mail_message_id", "by mail.message (us per lookup)"),
+    ):
+        x, y = a["lookups"][key]["us"], b["lookups"][key]["us"]
+        met &= y / x <= LOOKUP_TARGET
+        print("%-44s %12.1f %12.1f %7.2f" % (name, x, y, y / x))
+        x, y = a["lookups"][key]["sql_us"], b["lookups"][key]["sql_us"]
+        print("%-44s %12.1f %12.1f %7.2f" % ("  of which in SQL (us)", x, y, y / x))
+        print(
+            "%-44s %12s %12s"
+            % (
+                "  each round (us)",
+                "/".join("%.0f" % v for v in a["lookups"][key]["us_runs"]),
+                "/".join("%.0f" % v for v in b["lookups"][key]["us_runs"]),
+            )
+        )
+        print(
+            "%-44s %12s %12s"
+            % (
+                "  lookups (found)",
+                "%s (%s)" % (a["lookups"][key]["count"], a["lookups"][key]["found"]),
+                "%s (%s)" % (b["lookups"][key]["count"], b["lookups"][key]["found"]),
+            )
+        )
+    x, y = a["gateway"], b["gateway"]
+    print(
+        "%-44s %12.2f %12.2f %7.2f"
+        % (
+            "hard bounces via the gateway (ms each, n=%s)" % x["processed"],
+            1000 * x["seconds"] / x["processed"],
+            1000 * y["seconds"] / y["processed"],
+            y["seconds"] / x["seconds"],
+        )
+    )
+    print()
+    print(
+        "lookup target (%s entries <= %.1fx %s entries): %s"
+        % (short(large), LOOKUP_TARGET, short(small), "met" if met else "NOT met")
+    )
+    indexed = True
+    for size in sizes:
+        for key in ("message_id", "mail_message_id"):
+            info = results[size]["lookups"][key]
+            indexed &= bool(info["indexes"]) and not info["seq_scan"]
+            print()
+            print("EXPLAIN (ANALYZE, BUFFERS) at %s, by %s:" % (short(size), key))
+            print("  " + info["sql"])
+            for line in info["plan"]:
+                print("    " + line)
+            print(
+                "  -> indexes used: %s%s"
+                % (
+                    ", ".join(info["indexes"]) or "none",
+                    "; SEQUENTIAL SCAN on the register" if info["seq_scan"] else "",
+                )
+            )
+    print()
+    print("index-backed lookups at every size: %s" % ("yes" if indexed else "NO"))
+
+
+def short(size):
+    for unit, div in (("M", 1000000), ("k", 1000)):
+        if size >= div and size % div == 0:
+            return "%s%s" % (size // div, unit)
+    return str(size)
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--count", type=int, default=1000, help="DSNs per run (default 1000)"
+    )
+    parser.add_argument(
+        "--documents",
+        type=int,
+        help="quotations sent before the bounces (default: --count)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="gateway runs per database, alternating which goes first (default 2)",
+    )
+    parser.add_argument(
+        "--sizes",
+        default="10000,1000000",
+        help="register sizes for (b), smallest first (default 10000,1000000)",
+    )
+    parser.add_argument(
+        "--lookups", type=int, default=1000, help="lookups per size (default 1000)"
+    )
+    parser.add_argument("--seed", type=int, default=20260127, help="random seed")
+    parser.add_argument("--skip-register", action="store_true", help="only measure (a)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="add a profiled gateway run per database and print the hot spots",
+    )
+    parser.add_argument(
+        "--db-prefix",
+        default="benchbounce",
+        help="databases PREFIX_vanilla, PREFIX_sengerio and PREFIX_reg<size> "
+        "(default benchbounce)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the databases at the end"
+    )
+    args = parser.parse_args()
+    args.documents = args.documents or args.count
+    args.sizes = sorted(int(size) for size in args.sizes.split(","))
+    return args
+
+
+def main():
+    args = parse_args()
+    dbs = {label: "%s_%s" % (args.db_prefix, label) for label in (VANILLA, SENGERIO)}
+    reg_dbs = {
+        size: "%s_reg%s" % (args.db_prefix, short(size).lower()) for size in args.sizes
+    }
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_bounce_"))
+    profiles, register = {}, {}
+    try:
+        (tmp / "addons").mkdir()
+        revision = snapshot_addon(tmp / "addons")
+        ADDONS_PATH.append(str(tmp / "addons"))
+        say("measuring sengerio_mailing at %s", revision)
+        sent = prepare_databases(dbs, args.documents, tmp)
+        dsns, counts = build_dsns(sent, args.count, args.seed)
+        dsn_dir = write_dsns(dsns, tmp / "dsn")
+        say("%s DSNs: %s", len(dsns), counts)
+        results = run_rounds(dbs, dsn_dir, args.rounds)
+        if args.profile:
+            profiles = run_profiles(dbs, dsn_dir)
+        if not args.skip_register:
+            # the hard bounces, for the gateway at each size
+            (tmp / "hard").mkdir()
+            for path in sorted(Path(dsn_dir).glob("*-hard.eml"))[:200]:
+                shutil.copy(path, tmp / "hard" / path.name)
+            register = run_register(
+                dbs[SENGERIO],
+                reg_dbs,
+                args.lookups,
+                args.seed,
+                str(tmp / "hard"),
+                args.rounds,
+            )
+    finally:
+        if not args.keep:
+            every_db = [*dbs.values(), *reg_dbs.values()]
+            say("dropping %s", ", ".join(every_db))
+            for db in every_db:
+                drop_db(db)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print_gateway(results, counts, revision)
+    print_profiles(profiles)
+    if register:
+        print_register(register, args.sizes)
+    print()
+    print("total run time %.0f s; logs in %s" % (time.monotonic() - started, LOG_DIR))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Steps run inside `odoo-bin shell` (``env`` is the shell's superuser env)
+# ---------------------------------------------------------------------------
+
+
+def _result(value):
+    print(RESULT_PREFIX + json.dumps(value), flush=True)
+
+
+def odoo_setup(env, documents, pdf_dir):
+    """Agents, customers and quotations, each sent by email; drain the queue."""
+    from odoo import Command
+
+    env = env(context=dict(env.context, tracking_disable=True))
+    env.company.write({"email": "office@bench.example.com"})
+    agents = (
+        env["res.users"]
+        .with_context(no_reset_password=True)
+        .create(
+            [
+                {
+                    "name": "Agent %s" % i,
+                    "login": "bounce_agent%s" % i,
+                    "email": "agent%s@bench.example.com" % i,
+                    "groups_id": [
+                        Command.set([env.ref(group).id for group in AGENT_GROUPS])
+                    ],
+                }
+                for i in range(1, AGENTS + 1)
+            ]
+        )
+    )
+    customers = env["res.partner"].create(
+        [
+            {
+                "name": "Customer %05d" % i,
+                "email": "customer%05d@client%s.bench.test" % (i, i % 7),
+            }
+            for i in range(1, documents + 1)
+        ]
+    )
+    product = env["product.product"].create(
+        {"name": "Guided city tour", "type": "service", "list_price": 120.0}
+    )
+    orders = env["sale.order"].create(
+        [
+            {
+                "partner_id": customer.id,
+                "user_id": agents[i % AGENTS].id,
+                "order_line": [
+                    Command.create({"product_id": product.id, "product_uom_qty": 2})
+                ],
+            }
+            for i, customer in enumerate(customers)
+        ]
+    )
+    env.cr.commit()
+    _reuse_one_pdf(env, orders[:1], Path(pdf_dir) / "quotation.pdf")
+    start = time.perf_counter()
+    for index, order in enumerate(orders):
+        sender = order.with_user(order.user_id).with_context(
+            mail_notify_force_send=False
+        )
+        action = sender.action_quotation_send()
+        composer = sender.env["mail.compose.message"].with_context(**action["context"])
+        composer.create({}).action_send_mail()
+        if index % 100 == 99:
+            env.cr.commit()
+            env.invalidate_all()
+    env.cr.commit()
+    Mail = env["mail.mail"]
+    outgoing = [("state", "=", "outgoing")]
+    left = Mail.search_count(outgoing)
+    while left:
+        Mail.process_email_queue()
+        before, left = left, Mail.search_count(outgoing)
+        if left >= before:
+            break
+    sent = env["mail.notification"].search_count(
+        [("notification_type", "=", "email"), ("notification_status", "=", "sent")]
+    )
+    _result({"sent": sent, "left": left, "seconds": time.perf_counter() - start})
+
+
+def _reuse_one_pdf(env, order, path):
+    """Render the quotation PDF once with wkhtmltopdf; every send reuses it."""
+    import io
+    from collections import OrderedDict
+
+    from odoo.addons.base.models.ir_actions_report import IrActionsReport
+
+    params = env["ir.config_parameter"].sudo()
+    # Nothing listens there: wkhtmltopdf renders without fetching the assets.
+    params.set_param("report.url", "http://127.0.0.1:9")
+    report = env["ir.actions.report"].with_context(report_pdf_no_attachment=True)
+    pdf, _type = report._render_qweb_pdf("sale.action_report_saleorder", order.ids)
+    params.set_param("report.url", False)
+    env.cr.commit()
+    path.write_bytes(pdf)
+
+    def prepare_streams(self, report_ref, data, res_ids=None):
+        return OrderedDict(
+            (res_id, {"stream": io.BytesIO(pdf), "attachment": None})
+            for res_id in res_ids
+        )
+
+    # The base implementation, below every module's override: those still run.
+    IrActionsReport._render_qweb_pdf_prepare_streams = prepare_streams
+
+
+def _load_dsns(dsn_dir):
+    return [
+        (path.stem.split("-", 1)[1], path.read_bytes())
+        for path in sorted(Path(dsn_dir).glob("*.eml"))
+    ]
+
+
+def _marks(env):
+    def last(model):
+        # 0, not False: ("id", ">", False) would match nothing
+        return env[model].sudo().search([], order="id desc", limit=1).id or 0
+
+    return {
+        model: last(model)
+        for model in ("mail.message", "mail.mail", "mail.activity", "ir.attachment")
+    }
+
+
+def _outcome(env, marks):
+    """What the gateway did, counted inside the transaction."""
+    Partner = env["res.partner"].with_context(active_test=False)
+    outcome = {
+        "Odoo notifications bounced": env["mail.notification"].search_count(
+            [("notification_status", "=", "bounce")]
+        ),
+        "partners with a bounce counted": Partner.search_count(
+            [("message_bounce", ">", 0)]
+        ),
+        "messages posted (notes)": env["mail.message"].search_count(
+            [("id", ">", marks["mail.message"])]
+        ),
+        "activities scheduled": env["mail.activity"].search_count(
+            [("id", ">", marks["mail.activity"])]
+        ),
+        "emails queued (notices to senders)": env["mail.mail"].search_count(
+            [("id", ">", marks["mail.mail"])]
+        ),
+        "attachments created": env["ir.attachment"].search_count(
+            [("id", ">", marks["ir.attachment"])]
+        ),
+    }
+    if REGISTER in env:
+        Line = env["sengerio.generated.document.recipient"]
+        outcome.update(
+            {
+                "register entries bounced": env[REGISTER].search_count(
+                    [("state", "=", "bounced")]
+                ),
+                "register recipient lines bounced": Line.search_count(
+                    [("state", "=", "bounced")]
+                ),
+            }
+        )
+    return outcome
+
+
+def _run_loop(env, messages, profiler=None):
+    """``message_process`` on each message in its own savepoint; stats by kind."""
+    import threading
+
+    Thread = env["mail.thread"]
+    cr = env.cr
+    thread = threading.current_thread()
+    kinds = {kind: {"count": 0, "seconds": 0.0, "queries": 0} for kind in KINDS}
+    errors = {}
+    thread.query_count, thread.query_time = 0, 0.0
+    if profiler:
+        profiler.enable()
+    start = time.perf_counter()
+    for kind, raw in messages:
+        queries, t0 = cr.sql_log_count, time.perf_counter()
+        try:
+            with cr.savepoint():
+                Thread.message_process(None, raw)
+        except Exception as error:
+            key = "%s: %s" % (type(error).__name__, str(error)[:120])
+            errors[key] = errors.get(key, 0) + 1
+        stats = kinds[kind]
+        stats["count"] += 1
+        stats["seconds"] += time.perf_counter() - t0
+        stats["queries"] += cr.sql_log_count - queries
+    seconds = time.perf_counter() - start
+    if profiler:
+        profiler.disable()
+    return {
+        "processed": len(messages),
+        "seconds": seconds,
+        "queries": thread.query_count,
+        "sql_seconds": thread.query_time,
+        "kinds": kinds,
+        "errors": errors,
+    }
+
+
+def odoo_gateway(env, dsn_dir, warmup=WARMUP, profile_path=None):
+    """Process every DSN through the gateway, timed; count what happened."""
+    messages = _load_dsns(dsn_dir)
+    _run_loop(env, messages[:warmup])
+    env.cr.rollback()
+    marks = _marks(env)
+    profiler = None
+    if profile_path:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    result = _run_loop(env, messages, profiler)
+    result["outcome"] = _outcome(env, marks)
+    env.cr.rollback()
+    if profiler:
+        result["profile_path"] = profile_path
+        result["profile"] = _profile_summary(profiler, profile_path)
+    _result(result)
+
+
+def _profile_summary(profiler, path):
+    import io
+    import pstats
+
+    profiler.dump_stats(path)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(
+        r"mail_thread|sengerio|bounce|flufl|message_post|activity|attachment|"
+        r"_bounce|mail_mail|notification",
+        40,
+    )
+    text = out.getvalue()
+    # keep the table, not pstats' preamble
+    return text[text.find("   ncalls") :] if "   ncalls" in text else text
+
+
+def _explain(env, domain):
+    """The SQL an ORM search(domain, limit=1) runs, and its plan."""
+    from odoo.tools import SQL
+
+    Register = env[REGISTER].sudo()
+    cr = env.cr
+    captured = []
+    execute = cr.execute
+
+    def capture(query, params=None, log_exceptions=True):
+        captured.append((query, params))
+        return execute(query, params, log_exceptions)
+
+    cr.execute = capture
+    try:
+        Register.search(domain, limit=1)
+    finally:
+        del cr.execute
+    query, params = next(
+        (q, p) for q, p in captured if "sengerio_generated_document" in str(q)
+    )
+    if not isinstance(query, SQL):
+        query = SQL(query, *(params or ()))
+    cr.execute(SQL("EXPLAIN (ANALYZE, BUFFERS) %s", query))
+    plan = [row[0] for row in cr.fetchall()]
+    indexes = sorted(set(INDEX_SCAN_RE.findall("\n".join(plan))))
+    return {
+        "sql": cr.mogrify(query).decode(),
+        "plan": plan,
+        "indexes": indexes,
+        "seq_scan": any(
+            "Seq Scan on sengerio_generated_document" in line for line in plan
+        ),
+    }
+
+
+def _time_lookups(Register, field, values, passes=3):
+    """ORM searches as ``_bounce_process`` makes them: wall and SQL time."""
+    import threading
+
+    thread = threading.current_thread()
+
+    def one_pass():
+        found = 0
+        thread.query_time = 0.0
+        start = time.perf_counter()
+        for value in values:
+            domain = (
+                [(field, "in", [value])]
+                if field == "message_id"
+                else [(field, "=", value)]
+            )
+            found += bool(Register.search(domain, limit=1))
+        return time.perf_counter() - start, thread.query_time, found
+
+    thread.query_count = 0
+    one_pass()  # warm-up
+    runs = sorted(one_pass() for _ in range(passes))
+    seconds, sql_seconds, found = runs[len(runs) // 2]  # the median pass
+    count = max(len(values), 1)
+    return {
+        "count": len(values),
+        "found": found,
+        "us": 1e6 * seconds / count,
+        "sql_us": 1e6 * sql_seconds / count,
+    }
+
+
+def odoo_lookup(env, lookups, seed, hard_dir=None):
+    """Time the register lookups of ``_bounce_process``; plans; hard bounces."""
+    Register = env[REGISTER].sudo()
+    cr = env.cr
+    cr.execute("SELECT setseed(%s)", [(seed % 1000) / 1000.0])
+    cr.execute(
+        "SELECT message_id FROM sengerio_generated_document "
+        "WHERE message_id IS NOT NULL ORDER BY random() LIMIT %s",
+        [lookups],
+    )
+    message_ids = [row[0] for row in cr.fetchall()]
+    cr.execute(
+        "SELECT mail_message_id FROM sengerio_generated_document "
+        "WHERE mail_message_id IS NOT NULL ORDER BY random() LIMIT %s",
+        [lookups],
+    )
+    mail_message_ids = [row[0] for row in cr.fetchall()]
+    result = {"lookups": {}}
+    for field, values in (
+        ("message_id", message_ids),
+        ("mail_message_id", mail_message_ids),
+    ):
+        info = _time_lookups(Register, field, values)
+        domain = (
+            [(field, "in", values[:1])]
+            if field == "message_id"
+            else [(field, "=", values[0])]
+        )
+        info.update(_explain(env, domain))
+        result["lookups"][field] = info
+    cr.rollback()
+    if hard_dir:
+        messages = _load_dsns(hard_dir)
+        _run_loop(env, messages[:10])
+        cr.rollback()
+        result["gateway"] = _run_loop(env, messages)
+        cr.rollback()
+    _result(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
