@@ -11,12 +11,17 @@ its own ``odoo-bin shell`` process:
 
 - wall time of the drain and throughput (emails per second);
 - peak memory: the high-water RSS (``ru_maxrss``) of that process, which
-  includes loading the registry (also shown on its own).
+  includes loading the registry (also shown on its own);
+- SQL queries per email, which unlike time does not depend on what else runs
+  on the machine (the load average before each drain is shown too).
 
-How: the script creates ``bench_vanilla`` (sale_management,
-sale_async_emails, account, purchase; no demo data) with agents, customers,
-vendors and documents, duplicates it (database and filestore) as
-``bench_sengerio`` and installs the addon there, so both hold the same data.
+How: the script first copies the addon (as it is in the work tree, or as
+committed in ``--addon-ref``) to a temporary folder, so that edits made
+during the run do not change what is measured. It creates
+``bench_vanilla`` (sale_management, sale_async_emails, account, purchase; no
+demo data) with agents, customers, vendors and documents, duplicates it
+(database and filestore) as ``bench_sengerio`` and installs the addon there,
+so both hold the same data.
 It queues one email per document in both databases through the real send
 path (the mail composer of the Send buttons for sale and purchase orders, the
 Send & Print wizard for invoices), sent by the document's agent with
@@ -53,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from email import policy
 from email.parser import BytesParser
@@ -111,7 +117,7 @@ def odoo_cmd(*args):
 
 
 def run_logged(cmd, log_name, stdin_text=None, env=None, timeout=3600):
-    """Run a command, append its output to ``var/bench/<log_name>.log``."""
+    """Run an Odoo command, append its output to ``var/bench/<log_name>.log``."""
     log_path = LOG_DIR / (log_name + ".log")
     proc = subprocess.run(
         cmd,
@@ -125,7 +131,8 @@ def run_logged(cmd, log_name, stdin_text=None, env=None, timeout=3600):
     with open(log_path, "a") as log:
         log.write("$ %s\n%s%s\n" % (" ".join(cmd), proc.stdout, proc.stderr))
     if proc.returncode:
-        raise RuntimeError("%s failed, see %s" % (" ".join(cmd[2:4]), log_path))
+        args = " ".join(cmd[3:])
+        raise RuntimeError("odoo-bin %s failed, see %s" % (args, log_path))
     return proc.stdout
 
 
@@ -250,11 +257,13 @@ def drain(db, smtp_port, spool, queued):
     copy = db + "_drain"
     (LOG_DIR / (copy + ".log")).unlink(missing_ok=True)
     run_logged(odoo_cmd("db", "duplicate", "-f", db, copy), copy)
+    load = os.getloadavg()[0]
     try:
         with SmtpSink(spool, port=smtp_port):
             result = odoo_shell(copy, "odoo_drain")
     finally:
         drop_db(copy)
+    result["load"] = load
     result["wire"] = read_wire(spool)
     result["check"] = check_wire(queued, result)
     return result
@@ -343,6 +352,16 @@ def mib(kib):
     return kib / 1024.0
 
 
+# Rows of the report whose ratio sengerio/vanilla means something.
+RATIO_ROWS = (
+    "drain time (s)",
+    "throughput (emails/s)",
+    "peak RSS (MiB)",
+    "  RSS before the drain (MiB)",
+    "SQL queries per email",
+)
+
+
 def print_report(results, queued, revision):
     print()
     print(
@@ -358,6 +377,8 @@ def print_report(results, queued, revision):
         ("throughput (emails/s)", lambda m: m["queued"] / m["seconds"], "%.1f"),
         ("peak RSS (MiB)", lambda m: mib(m["maxrss_end"]), "%.1f"),
         ("  RSS before the drain (MiB)", lambda m: mib(m["maxrss_start"]), "%.1f"),
+        ("SQL queries per email", lambda m: m["queries"] / m["queued"], "%.1f"),
+        ("load average before the drain", lambda m: m["load"], "%.2f"),
     ]
     ratios = {}
     for index, result in enumerate(results):
@@ -366,7 +387,8 @@ def print_report(results, queued, revision):
             v = value(result["measures"][VANILLA])
             s = value(result["measures"][SENGERIO])
             ratios.setdefault(name, []).append(s / v)
-            print("%-34s %12s %12s %8.3f" % ("  " + name, fmt % v, fmt % s, s / v))
+            ratio = "%8.3f" % (s / v) if name in RATIO_ROWS else ""
+            print("%-34s %12s %12s %s" % ("  " + name, fmt % v, fmt % s, ratio))
     print(
         "%-34s %12.1f %12.1f" % (
             "queue creation, not timed (s)",
@@ -470,14 +492,15 @@ def main():
     args = parse_args()
     dbs = {label: "%s_%s" % (args.db_prefix, label) for label in (VANILLA, SENGERIO)}
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_bcc_"))
-    (tmp / "pdf").mkdir()
-    (tmp / "addons").mkdir()
-    revision = snapshot_addon(tmp / "addons", args.addon_ref)
-    ADDONS_PATH.append(str(tmp / "addons"))
-    smtp_port = free_port()
     started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_bcc_"))
     try:
+        (tmp / "pdf").mkdir()
+        (tmp / "addons").mkdir()
+        revision = snapshot_addon(tmp / "addons", args.addon_ref)
+        ADDONS_PATH.append(str(tmp / "addons"))
+        say("measuring sengerio_mailing at %s", revision)
+        smtp_port = free_port()
         prepare_databases(dbs, args.count, smtp_port, tmp / "pdf")
         say("queueing the emails in both databases (not timed, a few minutes)")
         queued = queue_emails(dbs, tmp / "pdf")
@@ -711,10 +734,7 @@ def odoo_queue(env, pdf_dir):
             m.message_id: m.sengerio_bcc_email for m in new if m.sengerio_bcc_email
         }
         documents = new.filtered("sengerio_document_type")
-        types = sorted(
-            {t: len(documents.filtered(lambda m, t=t: m.sengerio_document_type == t))
-             for t in set(documents.mapped("sengerio_document_type"))}.items()
-        )  # fmt: skip
+        types = sorted(Counter(documents.mapped("sengerio_document_type")).items())
         no_bcc = len(documents.filtered("sengerio_bcc_note"))
     _result(
         {
@@ -731,6 +751,8 @@ def odoo_drain(env):
     """Send the whole queue, timed; report time, peak RSS and leftovers."""
     import resource
 
+    from odoo import sql_db
+
     def maxrss():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
 
@@ -738,6 +760,7 @@ def odoo_drain(env):
     outgoing = [("state", "=", "outgoing")]
     queued = Mail.search_count(outgoing)
     maxrss_start = maxrss()
+    queries_start = sql_db.sql_counter  # SQL queries of all the process's cursors
     start = time.perf_counter()
     left = queued
     while left:
@@ -746,10 +769,12 @@ def odoo_drain(env):
         if left >= before:
             break  # no progress: do not loop forever on failing emails
     seconds = time.perf_counter() - start
+    queries = sql_db.sql_counter - queries_start
     _result(
         {
             "queued": queued,
             "seconds": seconds,
+            "queries": queries,
             "left": left,
             "failed": Mail.search_count([("state", "=", "exception")]),
             "maxrss_start": maxrss_start,

@@ -37,15 +37,17 @@ class MailMail(models.Model):
 
     def write(self, vals):
         res = super().write(vals)
-        if "state" in vals:
+        # only mass-mode emails (no notification) feed the register directly
+        mass = self.filtered(lambda m: m.message_type == "email_outgoing")
+        if "state" in vals and mass:
             lines = (
                 self.env["sengerio.generated.document.recipient"]
                 .sudo()
                 .search(
-                    [("mail_mail_id", "in", self.ids), ("notification_id", "=", False)]
+                    [("mail_mail_id", "in", mass.ids), ("notification_id", "=", False)]
                 )
             )
-            for mail in self:
+            for mail in mass:
                 lines.filtered(
                     lambda line, m=mail: line.mail_mail_id == m.id
                 )._sync_from_mail(mail)
