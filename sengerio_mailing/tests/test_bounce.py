@@ -176,10 +176,13 @@ class TestBounceGuards(SengerioMailCommon):
         with (
             self.mock_mail_gateway(),
             mute_logger("odoo.addons.mail.models.mail_thread"),
+            self.assertLogs("odoo.addons.sengerio_mailing", logging.INFO) as logs,
         ):
             self.env["mail.thread"].message_process(
                 None, self._dsn(notice["message"].encode(), SALLY).encode()
             )
+        # the loop guard recognised its own notice
+        self.assertIn("returns a bounce notice", "\n".join(logs.output))
         self.assertFalse(
             [e for e in self.emails if bounce.NOTICE_HEADER in e["message"]]
         )
