@@ -37,21 +37,22 @@ class MailMail(models.Model):
 
     def write(self, vals):
         res = super().write(vals)
-        # only mass-mode emails (no notification) feed the register directly
-        mass = self.filtered(lambda m: m.message_type == "email_outgoing")
-        if "state" in vals and mass:
-            lines = (
-                self.env["sengerio.generated.document.recipient"]
-                .sudo()
-                .search(
-                    [("mail_mail_id", "in", mass.ids), ("notification_id", "=", False)]
+        # only mass-mode emails (no notification) feed the register directly;
+        # while sending, _postprocess_sent_message syncs them once at the end
+        if "state" in vals and not self.env.context.get("sengerio_in_send"):
+            mass = self.filtered(lambda m: m.message_type == "email_outgoing")
+            if mass:
+                self.env[
+                    "sengerio.generated.document.recipient"
+                ].sudo()._sync_from_mails(
+                    {mail.id: mail._sengerio_status() for mail in mass}
                 )
-            )
-            for mail in mass:
-                lines.filtered(
-                    lambda line, m=mail: line.mail_mail_id == m.id
-                )._sync_from_mail(mail)
         return res
+
+    def _sengerio_status(self):
+        """State, failure type and reason of this email, for the register."""
+        self.ensure_one()
+        return self.state, self.failure_type, self.failure_reason
 
     def _sengerio_prepare_create_values(self, vals):
         """Give the message's hidden copy to its first email; strip tracking.
@@ -99,11 +100,73 @@ class MailMail(models.Model):
         # deletes it before the message goes on the wire.
         first["headers"] = dict(first["headers"], Bcc=bcc)
         first["email_to_normalized"] = [*first["email_to_normalized"], bcc]
+        self._sengerio_bcc_pending()[(first["message_id"], bcc)] = self.id
         return emails
+
+    def _sengerio_bcc_pending(self):
+        """Emails whose hidden copy is about to be sent, by (Message-Id, Bcc).
+
+        Lets ``ir.mail_server.send_email`` mark the right email without a
+        lookup; kept for the current transaction only.
+        """
+        return self.env.cr.precommit.data.setdefault("sengerio_mailing.bcc", {})
+
+    def _send(self, auto_commit=False, raise_exception=False, **kwargs):
+        """Send with the register synced once per email, after its outcome.
+
+        Odoo writes each email's notifications twice while sending it (a
+        transient failure first, then the outcome); the register only needs
+        the outcome, which ``_postprocess_sent_message`` records.
+        """
+        return super(MailMail, self.with_context(sengerio_in_send=True))._send(
+            auto_commit=auto_commit, raise_exception=raise_exception, **kwargs
+        )
+
+    def _postprocess_sent_message(
+        self, success_pids, failure_reason=False, failure_type=None
+    ):
+        if not self.env.context.get("sengerio_in_send"):
+            return super()._postprocess_sent_message(
+                success_pids, failure_reason=failure_reason, failure_type=failure_type
+            )
+        # read before super(), which may delete the emails
+        statuses = {mail.id: mail._sengerio_status() for mail in self}
+        res = super()._postprocess_sent_message(
+            success_pids, failure_reason=failure_reason, failure_type=failure_type
+        )
+        # the emails Odoo kept (no auto-delete, or a failure to retry)
+        synced = self._sengerio_synced()
+        statuses = {key: value for key, value in statuses.items() if key not in synced}
+        if statuses:
+            self.env["sengerio.generated.document.recipient"].sudo()._sync_from_mails(
+                statuses
+            )
+        synced.clear()
+        return res
+
+    def unlink(self):
+        if self.env.context.get("sengerio_in_send"):
+            # sent emails are deleted at the end of _postprocess_sent_message:
+            # sync the register first, while the outcome is in the cache
+            self.env["sengerio.generated.document.recipient"].sudo()._sync_from_mails(
+                {mail.id: mail._sengerio_status() for mail in self}
+            )
+            self._sengerio_synced().update(self.ids)
+        return super().unlink()
+
+    def _sengerio_synced(self):
+        """Emails whose register lines are synced in this send (transaction)."""
+        return self.env.cr.precommit.data.setdefault("sengerio_mailing.synced", set())
 
     @api.model
     def _sengerio_mark_bcc_sent(self, message_id, bcc):
         """Record that the SMTP server accepted the hidden copy of an email."""
+        mail_id = self._sengerio_bcc_pending().pop((message_id, bcc), None)
+        if mail_id:
+            # the email being sent right now: no need to look it up
+            mails = self.sudo().browse(mail_id)
+            mails.sengerio_bcc_sent = True
+            return mails
         mails = self.sudo().search(
             [
                 ("message_id", "=", message_id),

@@ -3,6 +3,9 @@ from odoo import api, fields, models
 from .. import policy
 from .sengerio_generated_document import STATE_SELECTION
 
+# what _status_values() writes
+STATUS_FIELDS = ["state", "failure_type", "failure_reason"]
+
 
 class SengerioGeneratedDocumentRecipient(models.Model):
     """One recipient of a generated document, with its own delivery status."""
@@ -118,7 +121,7 @@ class SengerioGeneratedDocumentRecipient(models.Model):
     def _sync_from_notifications(self):
         for line in self:
             notif = line.notification_id
-            line.write(
+            line._write_changed(
                 self._status_values(
                     policy.NOTIFICATION_STATES.get(notif.notification_status),
                     notif.failure_type,
@@ -126,14 +129,39 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                 )
             )
 
-    def _sync_from_mail(self, mail):
-        self.write(
-            self._status_values(
-                policy.MAIL_STATES.get(mail.state),
-                mail.failure_type,
-                mail.failure_reason,
-            )
+    @api.model
+    def _sync_from_mails(self, statuses):
+        """Update the lines of emails that were just sent or failed.
+
+        :param statuses: ``{mail id: (state, failure type, failure reason)}``;
+            lines with a notification follow it, the others (mass mode)
+            follow their email.
+        """
+        lines = self.search_fetch(
+            [("mail_mail_id", "in", list(statuses))],
+            ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS],
         )
+        for line in lines:
+            if line.notification_id:
+                line._sync_from_notifications()
+            else:
+                state, failure_type, failure_reason = statuses[line.mail_mail_id]
+                line._write_changed(
+                    self._status_values(
+                        policy.MAIL_STATES.get(state), failure_type, failure_reason
+                    )
+                )
+
+    def _write_changed(self, values):
+        """Write only the values that differ, so nothing is recomputed in vain."""
+        self.ensure_one()
+        changed = {
+            name: value
+            for name, value in values.items()
+            if (self[name] or False) != (value or False)
+        }
+        if changed:
+            self.write(changed)
 
     def _record_bounce(self, failure):
         """Mark these lines bounced with what the delivery report says."""
