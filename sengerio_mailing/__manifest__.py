@@ -15,6 +15,7 @@
     "data": [
         "security/sengerio_mailing_security.xml",
         "security/ir.model.access.csv",
+        "data/ir_cron_data.xml",
         "views/sengerio_generated_document_views.xml",
         "views/sale_order_views.xml",
         "views/account_move_views.xml",

@@ -67,10 +67,12 @@ class BounceReport:
 
 def read_bounce(msg):
     """Read a bounce, delay notice or auto-reply into a :class:`BounceReport`."""
-    original = _original_headers(msg)
-    message_ids = _message_ids(msg, original)
+    # the parts and their types, read once: each read parses the header again
+    parts = [(part, part.get_content_type()) for part in msg.walk()]
+    original = _original_headers(parts)
+    message_ids = _message_ids(msg, original, parts)
     notice = bool(original is not None and original.get(NOTICE_HEADER))
-    recipients = _delivery_status_recipients(msg)
+    recipients = _delivery_status_recipients(parts)
     known = {r.email for r in recipients}
     for email in _split_addresses(msg.get_all("X-Failed-Recipients") or []):
         if email not in known:
@@ -90,6 +92,17 @@ def read_bounce(msg):
     return BounceReport(kind, recipients, message_ids, notice)
 
 
+def message_bytes(msg):
+    """The bytes of a parsed message, also when it cannot be serialised as is."""
+    try:
+        return msg.as_bytes()
+    except Exception:  # broken MIME: keep what can be kept
+        try:
+            return msg.as_string().encode("utf-8", "replace")
+        except Exception:
+            return b""
+
+
 def is_auto_reply(msg):
     """An out-of-office or other automatic answer (RFC 3834 and common usage)."""
     auto_submitted = str(msg.get("Auto-Submitted", "")).strip().lower()
@@ -102,10 +115,10 @@ def is_auto_reply(msg):
     return bool(AUTO_REPLY_SUBJECT_RE.match(str(msg.get("Subject", ""))))
 
 
-def _delivery_status_recipients(msg):
+def _delivery_status_recipients(parts):
     recipients = []
-    for part in msg.walk():
-        if part.get_content_type() != "message/delivery-status":
+    for part, ctype in parts:
+        if ctype != "message/delivery-status":
             continue
         blocks = part.get_payload()
         if not isinstance(blocks, list):
@@ -145,10 +158,9 @@ def _flufl_recipients(msg):
     return recipients
 
 
-def _original_headers(msg):
+def _original_headers(parts):
     """The headers of the returned email, if the report carries them."""
-    for part in msg.walk():
-        ctype = part.get_content_type()
+    for part, ctype in parts:
         if ctype == "message/rfc822":
             payload = part.get_payload()
             if isinstance(payload, list) and payload:
@@ -160,15 +172,15 @@ def _original_headers(msg):
     return None
 
 
-def _message_ids(msg, original):
+def _message_ids(msg, original, parts):
     ids = []
     if original is not None and original.get("Message-Id"):
         ids.append(str(original.get("Message-Id")).strip())
-    for part in msg.walk():
-        if part.get_content_maintype() == "text" and part.get_content_type() != (
-            "text/rfc822-headers"
-        ):
-            ids += MESSAGE_ID_RE.findall(_text(part))
+    else:
+        # no returned headers: some servers quote them in the text
+        for part, ctype in parts:
+            if ctype.startswith("text/") and ctype != "text/rfc822-headers":
+                ids += MESSAGE_ID_RE.findall(_text(part))
     for header in ("In-Reply-To", "References"):
         ids += re.findall(r"<[^>\s]+>", str(msg.get(header, "")))
     return list(dict.fromkeys(i for i in ids if i))

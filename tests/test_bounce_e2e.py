@@ -94,6 +94,12 @@ def test_hard_bounce_goes_back_to_the_sender(
     )
     assert [n["notification_status"] for n in notifications] == ["bounce"]
 
+    # the cron the gateway woke up tells the sender ("Run Manually" here, as
+    # the test server runs no cron thread)
+    cron_id = admin.ref("sengerio_mailing.ir_cron_bounce_notices")
+    admin.call("ir.cron", "method_direct_trigger", [cron_id])
+    assert not admin.call("sengerio.bounce.notice", "search", [])
+
     # the sender finds the bounce in their own mailbox, with the DSN attached
     [notice] = mailbox.wait(
         predicate=lambda m: (

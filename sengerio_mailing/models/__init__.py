@@ -1,6 +1,7 @@
 from . import sengerio_generated_document
 from . import sengerio_generated_document_recipient
 from . import sengerio_generated_document_mixin
+from . import sengerio_bounce_notice
 from . import res_company
 from . import res_config_settings
 from . import mail_message

@@ -1,4 +1,5 @@
 import logging
+import xmlrpc.client
 
 from odoo import api, models
 from odoo.tools import plaintext2html
@@ -6,6 +7,9 @@ from odoo.tools import plaintext2html
 from .. import policy
 
 _logger = logging.getLogger(__name__)
+
+# the bytes of the message the gateway is processing, for this transaction
+RAW_MESSAGE_KEY = "sengerio_mailing.raw_message"
 
 
 class MailThread(models.AbstractModel):
@@ -120,19 +124,42 @@ class MailThread(models.AbstractModel):
             return {"body": plaintext2html(text[:100000]), "attachments": []}
 
     @api.model
+    @api.model
+    def message_process(self, model, message, *args, **kwargs):
+        """Keep the bytes received, to attach a bounce as it came."""
+        raw = message.data if isinstance(message, xmlrpc.client.Binary) else message
+        data = self.env.cr.precommit.data
+        data[RAW_MESSAGE_KEY] = raw.encode() if isinstance(raw, str) else raw
+        try:
+            return super().message_process(model, message, *args, **kwargs)
+        finally:
+            data.pop(RAW_MESSAGE_KEY, None)
+
     def _routing_handle_bounce(self, email_message, message_dict):
         """After Odoo's own bounce handling, update Generated Documents."""
-        res = super()._routing_handle_bounce(email_message, message_dict)
+        # the register lines are written once, by _bounce_process, not also
+        # when Odoo marks the notification bounced
+        res = super(
+            MailThread, self.with_context(sengerio_in_bounce=True)
+        )._routing_handle_bounce(email_message, message_dict)
         try:
             with self.env.cr.savepoint():
                 self.env["sengerio.generated.document"].sudo()._bounce_process(
-                    email_message, message_dict
+                    email_message,
+                    message_dict,
+                    raw_message=self.env.cr.precommit.data.get(RAW_MESSAGE_KEY),
                 )
         except Exception:
             _logger.exception(
                 "Generated Documents: bounce %s not recorded",
                 message_dict.get("message_id"),
             )
+            # still follow what Odoo recorded on its notifications
+            message = message_dict.get("bounced_message")
+            if False:
+                self.env["sengerio.generated.document.recipient"].sudo().search(
+                    [("notification_id", "in", message.sudo().notification_ids.ids)]
+                )._sync_from_notifications()
         return res
 
     # Extension points for document models ---------------------------------

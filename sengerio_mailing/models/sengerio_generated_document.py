@@ -81,7 +81,7 @@ class SengerioGeneratedDocument(models.Model):
         readonly=True,
     )  # fmt: skip
     recipient_names = fields.Char(
-        "To", compute="_compute_state", store=True, readonly=True
+        "To", compute="_compute_recipient_names", store=True, readonly=True
     )
     attachment_ids = fields.Many2many(
         "ir.attachment",
@@ -165,6 +165,13 @@ class SengerioGeneratedDocument(models.Model):
         for entry in self:
             entry.has_bcc = bool(entry.bcc_email)
 
+    @api.depends("recipient_ids.partner_id", "recipient_ids.email")
+    def _compute_recipient_names(self):
+        for entry in self:
+            entry.recipient_names = ", ".join(
+                r.partner_id.name or r.email or "" for r in entry.recipient_ids
+            )
+
     @api.depends(
         "recipient_ids.state",
         "recipient_ids.failure_reason",
@@ -173,9 +180,6 @@ class SengerioGeneratedDocument(models.Model):
     def _compute_state(self):
         for entry in self:
             recipients = entry.recipient_ids
-            entry.recipient_names = ", ".join(
-                r.partner_id.name or r.email or "" for r in recipients
-            )
             entry.state = policy.worst_state(recipients.mapped("state")) or "outgoing"
             entry.bounce_rate = 100.0 if entry.state == "bounced" else 0.0
             entry.failure_reason = (
@@ -415,8 +419,12 @@ class SengerioGeneratedDocument(models.Model):
         return values
 
     @api.model
-    def _bounce_process(self, email_message, message_dict):
-        """Record a bounce on its entry and tell the sender, or log why not."""
+    def _bounce_process(self, email_message, message_dict, raw_message=None):
+        """Record a bounce on its entry and queue telling the sender.
+
+        :param raw_message: the bytes of the bounce as received, attached to
+            the email to the sender (serialised again when not given)
+        """
         report = message_dict.get("sengerio_report")
         msg_id = message_dict.get("message_id")
         if report is None:
@@ -449,8 +457,15 @@ class SengerioGeneratedDocument(models.Model):
                 ", ".join(report.message_ids) or "an unknown email",
             )
             return False
+        Notice = self.env["sengerio.bounce.notice"]
         if report.kind == "delayed":
-            entry._bounce_note_delay(report.delayed)
+            Notice._queue(
+                entry,
+                "delayed",
+                delayed=[
+                    [r.email, r.diagnostic or r.status or ""] for r in report.delayed
+                ],
+            )
             _logger.info(
                 "Generated Documents: delivery of %s delayed", entry.message_id
             )
@@ -478,8 +493,11 @@ class SengerioGeneratedDocument(models.Model):
                 continue
             line._record_bounce(failure)
             lines |= line
+        if lines and raw_message is None:
+            raw_message = bounce.message_bytes(email_message)
         if lines:
-            entry._bounce_notify(lines, email_message)
+            # the note, the activity and the email to the sender: by the cron
+            Notice._queue(entry, "failed", lines=lines, report=raw_message)
             _logger.info(
                 "Generated Documents: %s bounced for %s",
                 entry.message_id,
@@ -493,13 +511,16 @@ class SengerioGeneratedDocument(models.Model):
         return model.browse(self.res_id).exists() if model is not None else None
 
     def _bounce_note_delay(self, delayed):
+        """Note a delayed delivery on the document.
+
+        :param delayed: ``[(email, diagnostic)]`` of the delayed recipients
+        """
         record = self._document_record()
         if record is None or not hasattr(record, "message_post"):
             return
         items = "".join(
-            "<li>%s: %s</li>"
-            % (html_escape(r.email), html_escape(r.diagnostic or r.status or ""))
-            for r in delayed
+            "<li>%s: %s</li>" % (html_escape(email), html_escape(text))
+            for email, text in delayed
         )
         record.message_post(
             body=Markup(
@@ -552,8 +573,11 @@ class SengerioGeneratedDocument(models.Model):
         )
         return email
 
-    def _bounce_notify(self, lines, email_message):
-        """Tell the sender in their mailbox, note it on the document."""
+    def _bounce_notify(self, lines, report):
+        """Tell the sender in their mailbox, note it on the document.
+
+        :param report: the bounce's bytes, attached to the email to the sender
+        """
         self.ensure_one()
         failed = "".join(
             "<li><b>%s</b>: %s</li>"
@@ -583,7 +607,7 @@ class SengerioGeneratedDocument(models.Model):
         )
         sender = self._sender_email()
         if sender:
-            self._bounce_send_notice(sender, document, body, email_message)
+            self._bounce_send_notice(sender, document, body, report)
         else:
             _logger.warning(
                 "Generated Documents: no sender to tell about the bounce of %s",
@@ -603,18 +627,14 @@ class SengerioGeneratedDocument(models.Model):
                     note=body,
                 )
 
-    def _bounce_send_notice(self, sender, document, body, email_message):
-        try:
-            raw = email_message.as_bytes()
-        except Exception:
-            raw = email_message.as_string().encode("utf-8", "replace")
+    def _bounce_send_notice(self, sender, document, body, report):
         attachment = (
             self.env["ir.attachment"]
             .sudo()
             .create(
                 {
                     "name": "delivery-report.eml",
-                    "raw": raw,
+                    "raw": report,
                     "mimetype": "message/rfc822",
                     "res_model": self._name,
                     "res_id": self.id,

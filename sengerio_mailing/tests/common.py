@@ -128,6 +128,13 @@ class SengerioMailCommon(MailCommon):
         composer.action_send_mail()
         return composer
 
+    def _gateway(self, raw):
+        """A message through Odoo's mail gateway, then the bounce notice cron."""
+        with self.mock_mail_gateway():
+            res = self.env["mail.thread"].message_process(None, raw)
+            self.env["sengerio.bounce.notice"]._cron_send_notices()
+        return res
+
     def _send_invoice(self, move, user=None):
         wizard = (
             self.env["account.move.send.wizard"]

@@ -3,6 +3,7 @@ import logging
 from email import message_from_string
 from email.utils import format_datetime
 from pathlib import Path
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.tests import tagged
@@ -51,8 +52,7 @@ class TestBounceCorpus(SengerioMailCommon):
         ).encode()
 
     def _process(self, raw):
-        with self.mock_mail_gateway():
-            self.env["mail.thread"].message_process(None, raw)
+        self._gateway(raw)
 
     def _line(self, entry, email):
         return entry.recipient_ids.filtered(lambda r: r.email == email)
@@ -162,10 +162,7 @@ class TestBounceGuards(SengerioMailCommon):
         with self.mock_mail_gateway(mail_unlink_sent=True):
             self._send_with_composer(order.action_quotation_send(), self.user_sales)
         carla_email = [e for e in self.emails if CARLA in e["smtp_to_list"]][0]
-        with self.mock_mail_gateway():
-            self.env["mail.thread"].message_process(
-                None, self._dsn(carla_email["message"].encode(), CARLA).encode()
-            )
+        self._gateway(self._dsn(carla_email["message"].encode(), CARLA).encode())
         [notice] = [e for e in self.emails if bounce.NOTICE_HEADER in e["message"]]
         self.assertEqual(notice["smtp_to_list"], [SALLY])
         # one email for the sender: the activity does not send its own
@@ -174,18 +171,98 @@ class TestBounceGuards(SengerioMailCommon):
         )
         # the notice itself bounces: nothing is forwarded again
         with (
-            self.mock_mail_gateway(),
             mute_logger("odoo.addons.mail.models.mail_thread"),
             self.assertLogs("odoo.addons.sengerio_mailing", logging.INFO) as logs,
         ):
-            self.env["mail.thread"].message_process(
-                None, self._dsn(notice["message"].encode(), SALLY).encode()
-            )
+            self._gateway(self._dsn(notice["message"].encode(), SALLY).encode())
         # the loop guard recognised its own notice
         self.assertIn("returns a bounce notice", "\n".join(logs.output))
         self.assertFalse(
             [e for e in self.emails if bounce.NOTICE_HEADER in e["message"]]
         )
+
+    def _sent_to_carla(self):
+        order = self._create_order()
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            self._send_with_composer(order.action_quotation_send(), self.user_sales)
+        carla_email = [e for e in self.emails if CARLA in e["smtp_to_list"]][0]
+        return order, self._dsn(carla_email["message"].encode(), CARLA).encode()
+
+    def test_gateway_records_and_the_cron_tells(self):
+        order, dsn = self._sent_to_carla()
+        entry = self.env["sengerio.generated.document"].search(
+            [("res_id", "=", order.id), ("res_model", "=", "sale.order")]
+        )
+        cron = self.env.ref("sengerio_mailing.ir_cron_bounce_notices")
+        triggers = self.env["ir.cron.trigger"].search([("cron_id", "=", cron.id)])
+        with self.mock_mail_gateway():
+            self.env["mail.thread"].message_process(None, dsn)
+        # the gateway records the bounce and wakes the cron up, nothing more
+        self.assertEqual(entry.state, "bounced")
+        [notice] = self.env["sengerio.bounce.notice"].search([])
+        self.assertEqual(notice.document_id, entry)
+        self.assertEqual(notice.recipient_ids.email, CARLA)
+        self.assertGreater(
+            self.env["ir.cron.trigger"].search_count([("cron_id", "=", cron.id)]),
+            len(triggers),
+        )
+        self.assertFalse(
+            [e for e in self.emails if bounce.NOTICE_HEADER in e["message"]]
+        )
+        self.assertFalse(order.activity_ids)
+        with self.mock_mail_gateway():
+            cron.method_direct_trigger()
+        [notice_email] = [
+            e for e in self.emails if bounce.NOTICE_HEADER in e["message"]
+        ]
+        self.assertEqual(notice_email["smtp_to_list"], [SALLY])
+        self.assertTrue(order.activity_ids)
+        self.assertFalse(notice.exists(), "done notices leave the queue")
+
+    def test_a_failing_notice_is_kept_and_logged(self):
+        order, dsn = self._sent_to_carla()
+        order_2, dsn_2 = self._sent_to_carla()
+        with self.mock_mail_gateway():
+            Thread = self.env["mail.thread"]
+            Thread.message_process(None, dsn)
+            Thread.message_process(None, dsn_2)
+        first, second = self.env["sengerio.bounce.notice"].search([])
+        Register = self.registry["sengerio.generated.document"]
+        original = Register._bounce_notify
+
+        def bounce_notify(entry, lines, report):
+            if entry == first.document_id:
+                raise ValueError("no way")
+            return original(entry, lines, report)
+
+        with (
+            patch.object(Register, "_bounce_notify", bounce_notify),
+            self.mock_mail_gateway(),
+            self.assertLogs("odoo.addons.sengerio_mailing", logging.ERROR) as logs,
+        ):
+            self.env["sengerio.bounce.notice"]._cron_send_notices()
+        self.assertIn("not sent", logs.output[0])
+        # the broken one waits with its reason, the other one went out
+        self.assertEqual(first.state, "error")
+        self.assertIn("no way", first.error)
+        self.assertFalse(second.exists())
+        self.assertTrue(order_2.activity_ids)
+        self.assertFalse(order.activity_ids)
+
+    def test_register_follows_odoo_when_recording_fails(self):
+        order, dsn = self._sent_to_carla()
+        entry = self.env["sengerio.generated.document"].search(
+            [("res_id", "=", order.id), ("res_model", "=", "sale.order")]
+        )
+        Register = self.registry["sengerio.generated.document"]
+        with (
+            patch.object(Register, "_bounce_process", side_effect=ValueError("oops")),
+            self.assertLogs("odoo.addons.sengerio_mailing", logging.ERROR),
+        ):
+            self._gateway(dsn)
+        # Odoo bounced its notification: the entry says so all the same
+        self.assertEqual(entry.state, "bounced")
+        self.assertEqual(entry.recipient_ids.state, "bounced")
 
     def test_multi_megabyte_returned_message(self):
         order = self._create_order()
@@ -200,11 +277,15 @@ class TestBounceGuards(SengerioMailCommon):
             % (entry.message_id, SALLY, CARLA, ("x" * 76 + "\n") * 60000)
         ).encode()
         self.assertGreater(len(original), 4_000_000)
-        with self.mock_mail_gateway():
-            self.env["mail.thread"].message_process(
-                None, self._dsn(original, CARLA).encode()
-            )
+        self._gateway(self._dsn(original, CARLA).encode())
         self.assertEqual(entry.state, "bounced")
+        # the sender gets the whole report back
+        [notice] = [
+            m for m in self._mails if bounce.NOTICE_HEADER in (m.get("headers") or {})
+        ]
+        self.assertEqual(notice["email_to"], [SALLY])
+        [(_name, content, _mimetype)] = notice["attachments"]
+        self.assertGreater(len(content), 4_000_000)
 
     def test_random_garbage_changes_nothing(self):
         order = self._create_order()
@@ -215,8 +296,7 @@ class TestBounceGuards(SengerioMailCommon):
             "Content-Type: multipart/report; boundary=\n\n"
             "\x00\xff garbage --\n" % self.mail_alias_domain.bounce_email
         ).encode("latin-1")
-        with self.mock_mail_gateway():
-            self.env["mail.thread"].message_process(None, raw)
+        self._gateway(raw)
         entries = self.env["sengerio.generated.document"].search(
             [("res_id", "=", order.id)]
         )

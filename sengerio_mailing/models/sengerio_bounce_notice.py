@@ -1,0 +1,92 @@
+import base64
+import logging
+
+from odoo import api, fields, models
+from odoo.tools import exception_to_unicode
+
+_logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 100
+
+
+class SengerioBounceNotice(models.Model):
+    """A bounce recorded by the mail gateway, still to be told to people.
+
+    The gateway only records the bounce on its Generated Documents entry, so
+    that it stays as fast as Odoo's own. The cron then writes the chatter
+    note, the activity and the email to the sender with the delivery report
+    attached, or the note of a delayed delivery.
+    """
+
+    _name = "sengerio.bounce.notice"
+    _description = "Bounce Notice to Send"
+    _order = "id"
+
+    document_id = fields.Many2one(
+        "sengerio.generated.document", required=True, ondelete="cascade", index=True
+    )
+    kind = fields.Selection(
+        [("failed", "Bounced"), ("delayed", "Delayed")], required=True
+    )
+    recipient_ids = fields.Many2many(
+        "sengerio.generated.document.recipient",
+        "sengerio_bounce_notice_recipient_rel",
+        "notice_id",
+        "recipient_id",
+        "Bounced Recipients",
+    )
+    delayed = fields.Json(help="The delayed recipients: [[email, diagnostic]].")
+    report = fields.Binary("Delivery Report", attachment=False)
+    state = fields.Selection(
+        [("pending", "Pending"), ("error", "Error")],
+        default="pending",
+        required=True,
+        index=True,
+    )
+    error = fields.Text()
+
+    @api.model
+    def _queue(self, document, kind, lines=None, delayed=None, report=None):
+        """Queue what to tell about a bounce and wake the cron up."""
+        notice = self.sudo().create(
+            {
+                "document_id": document.id,
+                "kind": kind,
+                "recipient_ids": [(6, 0, lines.ids)] if lines else False,
+                "delayed": delayed or False,
+                "report": base64.b64encode(report) if report else False,
+            }
+        )
+        if not self.env.cr.precommit.data.get("sengerio_mailing.notice_cron"):
+            self.env.cr.precommit.data["sengerio_mailing.notice_cron"] = True
+            self.env.ref("sengerio_mailing.ir_cron_bounce_notices").sudo()._trigger()
+        return notice
+
+    @api.model
+    def _cron_send_notices(self, batch_size=BATCH_SIZE):
+        """Tell senders and teams about the bounces the gateway recorded."""
+        notices = self.sudo().search([("state", "=", "pending")], limit=batch_size)
+        for notice in notices:
+            try:
+                with self.env.cr.savepoint():
+                    notice._send()
+            except Exception as error:  # one broken notice must not block the rest
+                _logger.exception(
+                    "Generated Documents: bounce notice %s for %s not sent",
+                    notice.id,
+                    notice.document_id.message_id,
+                )
+                notice.write({"state": "error", "error": exception_to_unicode(error)})
+        (notices.filtered(lambda n: n.state == "pending")).unlink()
+        remaining = self.sudo().search_count([("state", "=", "pending")])
+        self.env["ir.cron"]._notify_progress(done=len(notices), remaining=remaining)
+        return notices
+
+    def _send(self):
+        self.ensure_one()
+        entry = self.document_id
+        if self.kind == "delayed":
+            entry._bounce_note_delay(self.delayed or [])
+        else:
+            report = base64.b64decode(self.report) if self.report else b""
+            entry._bounce_notify(self.recipient_ids, report)
