@@ -156,7 +156,7 @@ class MailThread(models.AbstractModel):
             )
             # still follow what Odoo recorded on its notifications
             message = message_dict.get("bounced_message")
-            if False:
+            if message:
                 self.env["sengerio.generated.document.recipient"].sudo().search(
                     [("notification_id", "in", message.sudo().notification_ids.ids)]
                 )._sync_from_notifications()
