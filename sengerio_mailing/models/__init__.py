@@ -1,5 +1,6 @@
 from . import sengerio_generated_document
 from . import sengerio_generated_document_recipient
+from . import sengerio_generated_document_count
 from . import sengerio_generated_document_mixin
 from . import sengerio_bounce_notice
 from . import res_company

@@ -6,7 +6,9 @@ from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
+from odoo.osv import expression
 from odoo.tools import email_normalize, html_escape, split_every
+from odoo.tools.query import Query
 from odoo.tools.sql import create_index
 
 from .. import bounce, policy
@@ -14,6 +16,8 @@ from .. import bounce, policy
 _logger = logging.getLogger(__name__)
 
 RETENTION_PARAM = "sengerio_mailing.retention_days"
+# The columns sengerio.generated.document.count keeps the counts by.
+COUNTED_FIELDS = ("company_id", "res_model", "document_type", "state")
 
 DOCUMENT_TYPE_SELECTION = [
     ("quotation", "Quotation"),
@@ -144,6 +148,106 @@ class SengerioGeneratedDocument(models.Model):
             ["state", "date DESC", "id DESC"],
             where="state IN ('bounced', 'exception')",
         )
+
+    @api.model
+    def _read_group(
+        self, domain, groupby=(), aggregates=(), having=(), offset=0, limit=None,
+        order=None,
+    ):  # fmt: skip
+        """Counts by type, status, kind or company come from the kept counts.
+
+        Grouped lists then cost the same with a million entries as with a
+        thousand; anything else is read from the register itself.
+        """
+        counted = self._sengerio_counted_domain(domain)
+        count_order = self._sengerio_count_order(order, groupby)
+        if (
+            counted is None
+            or count_order is False
+            or having
+            or not set(groupby) <= set(COUNTED_FIELDS)
+            or any(aggregate != "__count" for aggregate in aggregates)
+        ):
+            return super()._read_group(
+                domain, groupby, aggregates, having, offset, limit, order
+            )
+        self.flush_model(COUNTED_FIELDS)
+        rows = (
+            self.env["sengerio.generated.document.count"]
+            .sudo()
+            ._read_group(
+                counted,
+                groupby,
+                ["count:sum"] * len(aggregates),
+                having=[("count:sum", ">", 0)],
+                offset=offset,
+                limit=limit,
+                order=count_order,
+            )
+        )
+        return [
+            tuple(
+                value.with_env(self.env)
+                if isinstance(value, models.BaseModel)
+                else value
+                for value in row
+            )
+            for row in rows
+        ]
+
+    @api.model
+    def search_count(self, domain, limit=None):
+        """Count from the kept counts when the domain allows it."""
+        counted = self._sengerio_counted_domain(domain)
+        if counted is None:
+            return super().search_count(domain, limit=limit)
+        self.flush_model(COUNTED_FIELDS)
+        [(total,)] = (
+            self.env["sengerio.generated.document.count"]
+            .sudo()
+            ._read_group(counted, [], ["count:sum"])
+        )
+        total = total or 0
+        return min(total, limit) if limit else total
+
+    @api.model
+    def _sengerio_counted_domain(self, domain):
+        """``domain`` and the record rules, if the kept counts can answer it.
+
+        :return: a domain on ``sengerio.generated.document.count``, or None
+            when it names anything the counts are not kept by
+        """
+        rules = [] if self.env.su else self.env["ir.rule"]._compute_domain(self._name)
+        full = expression.AND([list(domain or []), rules or []])
+        for leaf in full:
+            if isinstance(leaf, str) or leaf in (
+                expression.TRUE_LEAF,
+                expression.FALSE_LEAF,
+            ):
+                continue
+            if not (
+                isinstance(leaf, (list, tuple))
+                and len(leaf) == 3
+                and leaf[0] in COUNTED_FIELDS
+                and not isinstance(leaf[2], (models.BaseModel, Query))
+            ):
+                return None
+        return full
+
+    @api.model
+    def _sengerio_count_order(self, order, groupby):
+        """``order`` for the kept counts, or False if they cannot follow it."""
+        if not order:
+            return order
+        terms = []
+        for term in order.split(","):
+            name, *rest = term.split()
+            if name == "__count":
+                name = "count:sum"
+            elif name not in groupby:
+                return False
+            terms.append(" ".join([name, *rest]))
+        return ", ".join(terms)
 
     @api.depends("res_model")
     def _compute_res_model_name(self):

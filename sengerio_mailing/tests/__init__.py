@@ -5,3 +5,4 @@ from . import test_privacy
 from . import test_register
 from . import test_bounce
 from . import test_bounce_fuzz
+from . import test_register_counts
