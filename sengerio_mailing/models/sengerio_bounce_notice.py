@@ -47,8 +47,8 @@ class SengerioBounceNotice(models.Model):
 
     @api.model
     def _queue(self, document, kind, lines=None, delayed=None, report=None):
-        """Queue what to tell about a bounce and wake the cron up."""
-        notice = self.sudo().create(
+        """Queue what to tell about a bounce, for the cron (every minute)."""
+        return self.sudo().create(
             {
                 "document_id": document.id,
                 "kind": kind,
@@ -57,10 +57,6 @@ class SengerioBounceNotice(models.Model):
                 "report": base64.b64encode(report) if report else False,
             }
         )
-        if not self.env.cr.precommit.data.get("sengerio_mailing.notice_cron"):
-            self.env.cr.precommit.data["sengerio_mailing.notice_cron"] = True
-            self.env.ref("sengerio_mailing.ir_cron_bounce_notices").sudo()._trigger()
-        return notice
 
     @api.model
     def _cron_send_notices(self, batch_size=BATCH_SIZE):

@@ -501,26 +501,44 @@ class SengerioGeneratedDocument(models.Model):
             message = Message.search(
                 [("message_id", "in", report.message_ids)], limit=1
             )
+        entry = self.sudo()._bounce_entry(message, report)
         values = {
             "sengerio_report": report,
+            "sengerio_entry": entry,
             "bounced_message": message,
             "bounced_msg_ids": odoo_values.get("bounced_msg_ids") or report.message_ids,
         }
-        bcc = message.sengerio_bcc_email
-        customers = [r for r in report.failed if r.email != bcc]
+        customers = [r for r in report.failed if r.email != entry.bcc_email]
         if report.is_notice_bounce or not customers:
             # delay, auto-reply, our own notice, or the sender's copy: Odoo
             # must not mark any customer as bounced
             values.update(bounced_email=False, bounced_partner=self.env["res.partner"])
         else:
             email = customers[0].email
-            values.update(
-                bounced_email=email,
-                bounced_partner=self.env["res.partner"]
+            partner = (
+                odoo_values.get("bounced_partner")
+                if email == odoo_values.get("bounced_email")
+                else self.env["res.partner"]
                 .sudo()
-                .search([("email_normalized", "=", email)]),
+                .search([("email_normalized", "=", email)])
             )
+            values.update(bounced_email=email, bounced_partner=partner)
         return values
+
+    @api.model
+    def _bounce_entry(self, message, report):
+        """The entry a bounce is about: by its message, else by Message-Id."""
+        fields = ["bcc_email", "message_id", "subject", "res_name"]
+        entry = (
+            self.search_fetch([("mail_message_id", "=", message.id)], fields, limit=1)
+            if message
+            else self
+        )
+        if not entry and report.message_ids:
+            entry = self.search_fetch(
+                [("message_id", "in", report.message_ids)], fields, limit=1
+            )
+        return entry
 
     @api.model
     def _bounce_process(self, email_message, message_dict, raw_message=None):
@@ -545,14 +563,10 @@ class SengerioGeneratedDocument(models.Model):
                 "Generated Documents: %s is an auto-reply, not a bounce", msg_id
             )
             return False
-        message = message_dict.get("bounced_message")
-        entry = (
-            self.search([("mail_message_id", "=", message.id)], limit=1)
-            if message
-            else self
-        )
-        if not entry and report.message_ids:
-            entry = self.search([("message_id", "in", report.message_ids)], limit=1)
+        entry = message_dict.get("sengerio_entry")
+        if entry is None:
+            entry = self._bounce_entry(message_dict.get("bounced_message"), report)
+        entry = entry.with_env(self.env)
         if not entry:
             _logger.info(
                 "Generated Documents: bounce %s is about %s, which is no generated "

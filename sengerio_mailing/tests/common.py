@@ -14,6 +14,8 @@ class SengerioMailCommon(MailCommon):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        # the bounce notice cron starts from an empty queue
+        cls.env["sengerio.bounce.notice"].search([]).unlink()
         cls.company = cls.company_admin
         cls.user_sales = mail_new_test_user(
             cls.env,
