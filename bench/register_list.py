@@ -194,6 +194,18 @@ def fill_register(db, size, people):
             cr.execute("SELECT setseed(0.42)")
             cr.execute(INSERT_DOCUMENTS, dict(people, **KIND_PARAMS, count=size))
             cr.execute(INSERT_RECIPIENTS, people)
+            # the addon's counts follow the register (its triggers fire also
+            # in replica mode): check it, the list's counts rely on them
+            cr.execute(
+                "SELECT (SELECT count(*) FROM sengerio_generated_document), "
+                "(SELECT COALESCE(sum(count), 0) "
+                "FROM sengerio_generated_document_count)"
+            )
+            entries, counted = cr.fetchone()
+            if entries != counted:
+                raise RuntimeError(
+                    "%s: %s entries but %s counted" % (db, entries, counted)
+                )
         conn.autocommit = True
         with conn.cursor() as cr:
             for table in TABLES:

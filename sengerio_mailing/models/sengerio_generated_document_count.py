@@ -107,6 +107,15 @@ class SengerioGeneratedDocumentCount(models.Model):
                     function=SQL.identifier(function),
                 )
             )
+            # also with session_replication_role = replica (bulk loads,
+            # logical replicas): the counts must always follow the register
+            self.env.cr.execute(
+                SQL(
+                    "ALTER TABLE %s ENABLE ALWAYS TRIGGER %s",
+                    SQL.identifier(register),
+                    SQL.identifier(function),
+                )
+            )
         self._rebuild()
 
     def _rebuild(self):

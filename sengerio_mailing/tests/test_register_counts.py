@@ -126,6 +126,22 @@ class TestRegisterCounts(SengerioMailCommon):
         self.env.invalidate_all()
         self._check_all_users()
 
+    def test_counts_follow_bulk_loads_in_replica_mode(self):
+        self.env.flush_all()
+        self.env.cr.execute("SET LOCAL session_replication_role = replica")
+        self.env.cr.execute(
+            """
+            INSERT INTO sengerio_generated_document
+                (document_type, res_model, res_id, date, company_id, state)
+            SELECT 'invoice', 'account.move', n, now(), %s, 'bounced'
+            FROM generate_series(1, 5) AS n
+            """,
+            [self.company_admin.id],
+        )
+        self.env.cr.execute("SET LOCAL session_replication_role = DEFAULT")
+        self.env.invalidate_all()
+        self._check_all_users()
+
     def test_counts_do_not_read_the_register(self):
         Register = self.env["sengerio.generated.document"].with_user(self.user_sales)
         Register.search_count([])  # rules and the registry warmed up
