@@ -24,5 +24,9 @@ bench-register:  ## benchmark: the Generated Documents list at 10,000 vs 1,000,0
 bench-bounce:  ## benchmark: 1,000 DSNs through the mail gateway, vanilla Odoo vs the addon
 	bash -c 'source dev/setup.sh && setup_all && "$$PY" bench/bounce_gateway.py $(BENCH_ARGS)'
 
+.PHONY: screenshots
+screenshots:  ## the README screenshots, taken by the browser tests into docs/screenshots/
+	bash -c 'source dev/setup.sh && setup_all && SENGERIO_SCREENSHOTS="$$ROOT/docs/screenshots" "$$PY" -m pytest tests/test_browser.py -q -p no:cacheprovider'
+
 clean-db:  ## drop the demo database (the next `make run` recreates it)
 	bash -c 'source dev/common.sh && dropdb --if-exists "$$DEMO_DB"'

@@ -23,8 +23,9 @@ apt_install() {
 }
 
 setup_system() {
+    # chromium: the browser the end-to-end tests drive (tests/test_browser.py)
     apt_install postgresql postgresql-client libpq-dev wkhtmltopdf git \
-        build-essential python3-dev fonts-dejavu-core
+        build-essential python3-dev fonts-dejavu-core chromium
 }
 
 setup_postgres() {
