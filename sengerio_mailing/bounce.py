@@ -214,8 +214,11 @@ def _text(part):
 
 
 def _typed_value(value):
-    """``rfc822; someone@example.com`` -> ``someone@example.com``."""
-    value = str(value or "").strip()
+    """``rfc822; someone@example.com`` -> ``someone@example.com``.
+
+    Folded lines are unfolded: one space between words.
+    """
+    value = " ".join(str(value or "").split())
     return value.split(";", 1)[1].strip() if ";" in value else value
 
 

@@ -1,6 +1,6 @@
 import json
 import logging
-from email import message_from_string
+from email import message_from_string, policy
 from email.utils import format_datetime
 from pathlib import Path
 from unittest.mock import patch
@@ -322,6 +322,26 @@ class TestBounceWords(SengerioMailCommon):
         Register = self.env["sengerio.generated.document"].with_context(lang="it_IT")
         self.assertEqual(Register._reason_words("5.1.1"), "l'indirizzo non esiste")
         self.assertEqual(Register._reason_words("5.2.2"), "la casella di posta è piena")
+
+    def test_folded_diagnostic_reads_as_one_line(self):
+        msg = message_from_string(
+            "From: MAILER-DAEMON@mx.client.example.com\n"
+            "Content-Type: multipart/report; report-type=delivery-status;"
+            ' boundary="b"\n\n--b\nContent-Type: text/plain\n\nFailed.\n'
+            "--b\nContent-Type: message/delivery-status\n\n"
+            "Reporting-MTA: dns; mx.client.example.com\n\n"
+            "Final-Recipient: rfc822; carla@client.example.com\n"
+            "Action: failed\nStatus: 5.1.1\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 <carla@client.example.com>: Recipient"
+            "\n    address rejected: User unknown\n--b--\n",
+            policy=policy.SMTP,
+        )
+        [failure] = bounce.read_bounce(msg).failed
+        self.assertEqual(
+            failure.diagnostic,
+            "550 5.1.1 <carla@client.example.com>: Recipient address rejected: "
+            "User unknown",
+        )
 
     def test_auto_reply_detection(self):
         msg = message_from_string(
