@@ -247,6 +247,25 @@ class TestRegister(SengerioMailCommon):
         # running it again registers nothing twice
         self.assertEqual(self.env["sengerio.generated.document"]._backfill(), 0)
 
+    def test_backfill_of_a_purchase_order_sent_before_install(self):
+        purchase = self._create_purchase()
+        attachment = self.env["ir.attachment"].create(
+            {"name": "Request for Quotation.pdf", "raw": b"%PDF-1.4 test"}
+        )
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            purchase.sudo().message_post(
+                author_id=self.user_buyer.partner_id.id,
+                body="Your request for quotation",
+                partner_ids=self.vendor.ids,
+                attachment_ids=attachment.ids,
+                message_type="comment",
+                subtype_xmlid="mail.mt_comment",
+            )
+        self.assertEqual(self.env["sengerio.generated.document"]._backfill(), 1)
+        entry = self._entry(purchase)
+        self.assertEqual(entry.document_type, "supplier_document")
+        self.assertEqual(entry.state, "sent")
+
     def test_retention(self):
         order = self._send_quotation()
         entry = self._entry(order)
