@@ -38,7 +38,7 @@ def query(db, sql, params=(), env=None):
     try:
         conn.autocommit = True
         with conn.cursor() as cr:
-            cr.execute(sql, params)
+            cr.execute(sql, params or None)
             return cr.fetchall() if cr.description else None
     finally:
         conn.close()

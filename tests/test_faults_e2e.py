@@ -106,10 +106,8 @@ def test_smtp_server_down_during_a_queue_run(prepared_dbs, db_copy, tmp_path):
     db = db_copy(prepared_dbs.queued, "smtp_down")
     queue = queued_emails(db)
     assert len(queue) >= 20
-    spool = tmp_path / "mail"
-    sink = SmtpSink(spool).start()
-    port = sink.port
-    databases.set_smtp_port(db, port)
+    sink = SmtpSink(tmp_path / "mail").start()
+    databases.set_smtp_port(db, sink.port)
     databases.set_password(db, "agent1", "agent1")
     server = OdooServer(db, VAR / "faults-smtp.log").start()
     try:
@@ -128,7 +126,7 @@ def test_smtp_server_down_during_a_queue_run(prepared_dbs, db_copy, tmp_path):
             assert entry["failure_reason"] == "%s: %s" % (customer, SMTP_DOWN_REASON)
         assert not sink.messages()
 
-        sink = SmtpSink(spool, port=port).start()  # back, on the same port
+        sink.start()  # back, on the same port
         # agent1 resends their documents from Generated Documents...
         agent = server.client("agent1", "agent1")
         mine = [e for e in entries.values() if e["user_id"][0] == agent.uid]
