@@ -122,29 +122,23 @@ def set_password(db, login, password, env=None):
     )
 
 
-def pause_crons(db, keep=(), env=None):
-    """Push every scheduled action but ``keep`` (xml ids) a day away.
+def pause_crons(db, env=None):
+    """Push every scheduled action a day away.
 
     A fresh database has every cron due: a server with cron threads would
     run them all at once, in the middle of what a test looks at.
     """
     query(
         db,
-        """
-        UPDATE ir_cron SET nextcall = now() at time zone 'UTC' + interval '1 day'
-         WHERE id NOT IN (SELECT res_id FROM ir_model_data
-                           WHERE model = 'ir.cron'
-                             AND module || '.' || name = ANY(%s))
-        """,
-        (list(keep),),
-        env,
+        "UPDATE ir_cron SET nextcall = now() at time zone 'UTC' + interval '1 day'",
+        env=env,
     )
 
 
 def _pg_bindir():
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if os.environ.get("PG_BINDIR"):
         return Path(os.environ["PG_BINDIR"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not found:
         raise RuntimeError("no PostgreSQL server binaries (initdb) found")
     return found[-1].parent
@@ -206,8 +200,7 @@ class PrivateCluster:
         if self.dir is None:
             return
         try:
-            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate",
-                      "stop")  # fmt: skip
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "stop")
         except subprocess.CalledProcessError:
             pass  # not running
         shutil.rmtree(self.dir, ignore_errors=True)
