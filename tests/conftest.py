@@ -12,7 +12,9 @@ import sys
 import time
 from email import policy
 from email.parser import BytesParser
+from types import SimpleNamespace
 
+import databases
 import pytest
 from harness import ROOT, OdooServer, configure_db, run_odoo
 
@@ -46,6 +48,74 @@ def odoo_db():
     )  # fmt: skip
     yield db
     subprocess.run(["dropdb", "--if-exists", db], check=False)
+
+
+# Databases of the fault and upgrade tests: SENGERIO_E2E_DB_PREFIX_<pid>_...;
+# with SENGERIO_E2E_KEEP=1 the templates lose the pid, are kept and reused.
+DB_PREFIX = os.environ.get("SENGERIO_E2E_DB_PREFIX", "sengerio_e2e")
+KEEP_TEMPLATES = bool(os.environ.get("SENGERIO_E2E_KEEP"))
+QUEUED_DOCUMENTS = 25
+
+
+def db_name(suffix):
+    """A database name of this test session."""
+    if KEEP_TEMPLATES:
+        return "%s_%s" % (DB_PREFIX, suffix)
+    return "%s_%s_%s" % (DB_PREFIX, os.getpid(), suffix)
+
+
+@pytest.fixture(scope="session")
+def prepared_dbs(tmp_path_factory):
+    """Two templates, made once: ``base`` and ``queued``.
+
+    ``base``: the base modules (no demo data), alias domain and outgoing
+    server, three salespeople (``agent1``...), customers, vendors and
+    quotations, sale orders, invoices, credit notes, RFQs and purchase
+    orders, not sent yet. ``queued``: a copy of it with sengerio_mailing
+    installed and one document email per document queued (outgoing), as the
+    Send buttons do with ``mail_notify_force_send=False``.
+    """
+    base, queued = db_name("tpl_base"), db_name("tpl_queued")
+    VAR.mkdir(parents=True, exist_ok=True)
+    log = VAR / "prepare.log"
+    if not (KEEP_TEMPLATES and databases.db_exists(queued)):
+        pdf_dir = tmp_path_factory.mktemp("pdf")
+        databases.drop_db(base)
+        run_odoo(
+            "-d", base, "-i", databases.BASE_MODULES, "--without-demo=all",
+            "--stop-after-init", "--no-http", "--log-level=warn",
+            log_path=log,
+        )  # fmt: skip
+        # the port is set per copy, to the sink of its test
+        configure_db(base, 9, ALIAS_DOMAIN, log)
+        databases.odoo_shell(
+            base, "odoo_setup", log, count=QUEUED_DOCUMENTS, pdf_dir=str(pdf_dir)
+        )
+        databases.copy_db(base, queued)
+        run_odoo(
+            "-d", queued, "-i", "sengerio_mailing", "--stop-after-init",
+            "--no-http", "--log-level=warn", log_path=log,
+        )  # fmt: skip
+        databases.odoo_shell(queued, "odoo_queue", log, pdf_dir=str(pdf_dir))
+    yield SimpleNamespace(base=base, queued=queued)
+    if not KEEP_TEMPLATES:
+        databases.drop_db(base)
+        databases.drop_db(queued)
+
+
+@pytest.fixture
+def db_copy():
+    """``db_copy(template, name)``: a copy for this test, dropped after it."""
+    made = []
+
+    def copy(template, name):
+        made.append(db_name(name))
+        databases.copy_db(template, made[-1])
+        return made[-1]
+
+    yield copy
+    for db in made:
+        databases.drop_db(db)
 
 
 @pytest.fixture(scope="session")

@@ -74,7 +74,7 @@ class OdooClient:
             answer = json.load(resp)
         if answer.get("error"):
             raise RpcError(answer["error"])
-        return answer["result"]
+        return answer.get("result")  # absent when the method returned None
 
     def call(self, model, method, *args, **kwargs):
         return self._call(
@@ -101,14 +101,19 @@ class OdooClient:
 
 
 class OdooServer:
-    """An ``odoo-bin`` process serving one database on a free port."""
+    """An ``odoo-bin`` process serving one database on a free port.
 
-    def __init__(self, db, log_path, extra_args=()):
+    ``env`` adds environment variables, e.g. ``PGHOST``/``PGPORT`` to use
+    another PostgreSQL server.
+    """
+
+    def __init__(self, db, log_path, extra_args=(), env=None):
         self.db = db
         self.port = free_port()
         self.url = "http://127.0.0.1:%s" % self.port
         self.log_path = Path(log_path)
         self.extra_args = list(extra_args)
+        self.env = dict(os.environ, **(env or {}))
         self.proc = None
 
     def start(self, timeout=120):
@@ -132,6 +137,7 @@ class OdooServer:
             ),
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            env=self.env,
             preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
@@ -160,11 +166,17 @@ class OdooServer:
             self._log.close()
         self.proc = None
 
+    def kill(self):
+        """SIGKILL: the process dies on the spot, whatever it was doing."""
+        self.proc.kill()
+        self.proc.wait()
+        self.stop()
+
     def client(self, login="admin", password="admin"):
         return OdooClient(self.url, self.db, login, password)
 
 
-def run_odoo(*args, log_path, timeout=900):
+def run_odoo(*args, log_path, timeout=900, env=None):
     """Run ``odoo-bin`` to completion (install, shell script...)."""
     with open(log_path, "ab") as log:
         subprocess.run(
@@ -173,12 +185,18 @@ def run_odoo(*args, log_path, timeout=900):
             stderr=subprocess.STDOUT,
             check=True,
             timeout=timeout,
+            env=dict(os.environ, **(env or {})),
         )
 
 
-def configure_db(db, smtp_port, alias_domain, log_path):
+def configure_db(db, smtp_port, alias_domain, log_path, env=None):
     """Alias domain and outgoing server on the sink, with dev/configure_db.py."""
-    env = dict(os.environ, SMTP_PORT=str(smtp_port), ALIAS_DOMAIN=alias_domain)
+    env = dict(
+        os.environ,
+        **(env or {}),
+        SMTP_PORT=str(smtp_port),
+        ALIAS_DOMAIN=alias_domain,
+    )
     with (
         open(ROOT / "dev" / "configure_db.py", "rb") as script,
         open(log_path, "ab") as log,

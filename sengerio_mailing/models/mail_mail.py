@@ -68,7 +68,10 @@ class MailMail(models.Model):
         elif vals.get("mail_message_id"):
             message = self.env["mail.message"].sudo().browse(vals["mail_message_id"])
             is_document = bool(message.sengerio_document_type)
-            if message.sengerio_bcc_email and not message.sengerio_bcc_assigned:
+            if message.sengerio_bcc_email and (
+                not message.sengerio_bcc_assigned
+                or self._sengerio_take_unsent_bcc(message)
+            ):
                 vals["sengerio_bcc_recipient"] = message.sengerio_bcc_email
                 message.sengerio_bcc_assigned = True
         else:
@@ -76,6 +79,27 @@ class MailMail(models.Model):
         if is_document:
             for field in TRACKING_FIELDS:
                 vals.pop(field, None)
+
+    def _sengerio_take_unsent_bcc(self, message):
+        """Take the hidden copy back from failed emails that never sent it.
+
+        Odoo's resend wizard sends a new email to the failed recipients: it
+        carries the hidden copy when the first attempt failed before any SMTP
+        server accepted it (e.g. the server was down), never a second one.
+        """
+        holders = self.sudo().search(
+            [
+                ("mail_message_id", "=", message.id),
+                ("sengerio_bcc_recipient", "!=", False),
+            ]
+        )
+        if not holders or any(
+            mail.sengerio_bcc_sent or mail.state not in ("exception", "cancel")
+            for mail in holders
+        ):
+            return False
+        holders.sengerio_bcc_recipient = False
+        return True
 
     def _prepare_outgoing_list(
         self, mail_server=False, recipients_follower_status=None

@@ -11,5 +11,10 @@ class PurchaseOrder(models.Model):
         xmlid = template.get_external_id().get(template.id) if template else None
         return policy.purchase_order_document_type(xmlid)
 
+    def _sengerio_past_document_type(self):
+        """A past email with the order's PDF sent the RFQ or the order (or,
+        rarely, a vendor reminder, which Odoo does not tell apart)."""
+        return "supplier_document"
+
     def _sengerio_responsible_user(self):
         return self.user_id

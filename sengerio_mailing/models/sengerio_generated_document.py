@@ -452,8 +452,8 @@ class SengerioGeneratedDocument(models.Model):
                     else None
                 )
                 document_type = (
-                    record._sengerio_document_type(self.env["mail.template"])
-                    if record and hasattr(record, "_sengerio_document_type")
+                    record._sengerio_past_document_type()
+                    if record and hasattr(record, "_sengerio_past_document_type")
                     else "other"
                 )
                 message.write(

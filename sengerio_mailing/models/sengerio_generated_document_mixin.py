@@ -26,6 +26,14 @@ class SengerioGeneratedDocumentMixin(models.AbstractModel):
         for record in self:
             record.sengerio_document_count = counts.get(record.id, 0)
 
+    def _sengerio_past_document_type(self):
+        """Type of a document emailed before the addon was installed.
+
+        Odoo does not keep which template sent it: the type is read from the
+        record as it is now.
+        """
+        return self._sengerio_document_type(self.env["mail.template"])
+
     def action_view_sengerio_documents(self):
         self.ensure_one()
         action = self.env["ir.actions.actions"]._for_xml_id(

@@ -109,6 +109,35 @@ class TestRegister(SengerioMailCommon):
         self.assertFalse(entry.failure_reason)
         self.assertHiddenCopy(SALLY, "carla@client.example.com")
 
+    @mute_logger("odoo.addons.mail.models.mail_mail")
+    def test_smtp_failure_then_resend_from_register_keeps_the_hidden_copy(self):
+        """The server refused the first attempt: the resend carries the copy."""
+        order = self._create_order()
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            with patch.object(
+                self.testing_smtp_session,
+                "send_message",
+                side_effect=smtplib.SMTPDataError(451, b"4.3.0 try again later"),
+            ):
+                self._send_with_composer(order.action_quotation_send(), self.user_sales)
+            entry = self._entry(order)
+            self.assertEqual(entry.state, "exception")
+            first = self._new_mails
+            action = entry.with_user(self.user_sales).action_resend()
+            wizard = (
+                self.env["mail.resend.message"]
+                .with_user(self.user_sales)
+                .with_context(**action["context"])
+                .create({})
+            )
+            wizard.resend_mail_action()
+            self.assertEqual(entry.state, "sent")
+            self.assertHiddenCopy(SALLY, "carla@client.example.com")
+            # retrying the first email as well sends no second hidden copy
+            first.action_retry()
+            first.send()
+        self.assertEqual(len(self._smtp_emails_to(SALLY)), 1)
+
     def test_invalid_address_then_resend_without_second_copy(self):
         self.customer.email = "carla-at-client.example.com"
         order = self._send_quotation()
@@ -217,6 +246,25 @@ class TestRegister(SengerioMailCommon):
         self.assertEqual(entry.attachment_ids, attachment)
         # running it again registers nothing twice
         self.assertEqual(self.env["sengerio.generated.document"]._backfill(), 0)
+
+    def test_backfill_of_a_purchase_order_sent_before_install(self):
+        purchase = self._create_purchase()
+        attachment = self.env["ir.attachment"].create(
+            {"name": "Request for Quotation.pdf", "raw": b"%PDF-1.4 test"}
+        )
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            purchase.sudo().message_post(
+                author_id=self.user_buyer.partner_id.id,
+                body="Your request for quotation",
+                partner_ids=self.vendor.ids,
+                attachment_ids=attachment.ids,
+                message_type="comment",
+                subtype_xmlid="mail.mt_comment",
+            )
+        self.assertEqual(self.env["sengerio.generated.document"]._backfill(), 1)
+        entry = self._entry(purchase)
+        self.assertEqual(entry.document_type, "supplier_document")
+        self.assertEqual(entry.state, "sent")
 
     def test_retention(self):
         order = self._send_quotation()
