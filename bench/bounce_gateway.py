@@ -32,11 +32,12 @@ Postfix-style RFC 3464 hard bounces (mostly ``5.1.1``, some ``5.2.2`` and
 bounces of emails Odoo never sent (unknown Message-Id and recipient).
 
 Each round runs the DSNs through ``message_process`` in one ``odoo-bin shell``
-per database, alternating which database goes first: a warm-up on the first
-few DSNs (rolled back), then the timed loop over all DSNs, each in its own
-savepoint, in one transaction that is rolled back at the end, so every round
-starts from the same state. What Odoo and the addon did (notifications and
-entries bounced, notes, notices queued...) is counted before the rollback.
+on a fresh copy of each database (dropped after), alternating which database
+goes first: a warm-up on the first few DSNs (rolled back), then the timed
+loop over all DSNs, each in its own transaction as fetchmail and the mail
+gateway script run them, so every round starts from the same state. What
+Odoo and the addon did (notifications and entries bounced, notes, notices
+queued...) is counted at the end.
 Only the gateway is timed. The addon's gateway records the bounce and queues
 the rest for its cron (note, activity, email to the sender); that cron then
 runs over the queued notices in the same transaction, timed apart and
@@ -515,7 +516,14 @@ def run_rounds(dbs, dsn_dir, rounds):
         measures = {}
         for label in order:
             say("round %s/%s: DSNs through the gateway of %s", index + 1, rounds, label)
-            measures[label] = odoo_shell(dbs[label], "odoo_gateway", dsn_dir=dsn_dir)
+            # each DSN commits, as in production: a fresh copy per round
+            copy = dbs[label] + "_run"
+            drop_db(copy)
+            duplicate_db(dbs[label], copy)
+            try:
+                measures[label] = odoo_shell(copy, "odoo_gateway", dsn_dir=dsn_dir)
+            finally:
+                drop_db(copy)
         results.append({"order": order, "measures": measures})
     return results
 
@@ -672,7 +680,7 @@ def print_gateway(results, counts, revision):
         % (first["processed"], revision)
     )
     print(
-        "    %s; each DSN in a savepoint, one transaction rolled back per run"
+        "    %s; each DSN in its own transaction, on a fresh copy per run"
         % ", ".join("%s %s" % (counts[kind], kind) for kind in KINDS)
     )
     print()
@@ -1117,8 +1125,12 @@ def _outcome(env, marks):
     return outcome
 
 
-def _run_loop(env, messages, profiler=None):
-    """``message_process`` on each message in its own savepoint; stats by kind."""
+def _run_loop(env, messages, profiler=None, commit=False):
+    """``message_process`` on each message; stats by kind.
+
+    Each message runs in its own transaction (``commit``), as fetchmail and
+    the mail gateway script do, or in a savepoint of one transaction.
+    """
     import threading
 
     Thread = env["mail.thread"]
@@ -1133,9 +1145,15 @@ def _run_loop(env, messages, profiler=None):
     for kind, raw in messages:
         queries, t0 = cr.sql_log_count, time.perf_counter()
         try:
-            with cr.savepoint():
+            if commit:
                 Thread.message_process(None, raw)
+                cr.commit()
+            else:
+                with cr.savepoint():
+                    Thread.message_process(None, raw)
         except Exception as error:
+            if commit:
+                cr.rollback()
             key = "%s: %s" % (type(error).__name__, str(error)[:120])
             errors[key] = errors.get(key, 0) + 1
         stats = kinds[kind]
@@ -1156,7 +1174,11 @@ def _run_loop(env, messages, profiler=None):
 
 
 def odoo_gateway(env, dsn_dir, warmup=WARMUP, profile_path=None):
-    """Process every DSN through the gateway, timed; count what happened."""
+    """Process every DSN through the gateway, timed; count what happened.
+
+    Without a profile, on a copy of the database that is dropped after, each
+    DSN commits; under the profiler, everything is rolled back at the end.
+    """
     messages = _load_dsns(dsn_dir)
     _run_loop(env, messages[:warmup])
     env.cr.rollback()
@@ -1166,7 +1188,7 @@ def odoo_gateway(env, dsn_dir, warmup=WARMUP, profile_path=None):
         import cProfile
 
         profiler = cProfile.Profile()
-    result = _run_loop(env, messages, profiler)
+    result = _run_loop(env, messages, profiler, commit=not profile_path)
     if "sengerio.bounce.notice" in env:
         # the addon's follow-up (note, activity, email to the sender) runs in
         # its cron after the gateway: timed apart, counted in the outcome

@@ -67,8 +67,9 @@ class BounceReport:
 
 def read_bounce(msg):
     """Read a bounce, delay notice or auto-reply into a :class:`BounceReport`."""
-    # the parts and their types, read once: each read parses the header again
-    parts = [(part, part.get_content_type()) for part in msg.walk()]
+    # the parts and their types, read once and from the raw headers: the
+    # message's policy would parse each header into an object every time
+    parts = [(part, _content_type(part)) for part in msg.walk()]
     original = _original_headers(parts)
     message_ids = _message_ids(msg, original, parts)
     notice = bool(original is not None and original.get(NOTICE_HEADER))
@@ -113,6 +114,17 @@ def is_auto_reply(msg):
     if str(msg.get("Precedence", "")).strip().lower() == "auto_reply":
         return True
     return bool(AUTO_REPLY_SUBJECT_RE.match(str(msg.get("Subject", ""))))
+
+
+def _content_type(part):
+    """``part.get_content_type()``, read from the raw header."""
+    for name, value in part.raw_items():
+        if name.lower() == "content-type":
+            ctype = str(value).split(";", 1)[0].strip().lower()
+            if ctype.count("/") == 1:
+                return ctype
+            return "text/plain"  # invalid: what the email package says too
+    return part.get_default_type()
 
 
 def _delivery_status_recipients(parts):
