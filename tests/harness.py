@@ -74,7 +74,7 @@ class OdooClient:
             answer = json.load(resp)
         if answer.get("error"):
             raise RpcError(answer["error"])
-        return answer["result"]
+        return answer.get("result")  # Odoo leaves it out when it is None
 
     def call(self, model, method, *args, **kwargs):
         return self._call(
@@ -103,12 +103,13 @@ class OdooClient:
 class OdooServer:
     """An ``odoo-bin`` process serving one database on a free port."""
 
-    def __init__(self, db, log_path, extra_args=()):
+    def __init__(self, db, log_path, extra_args=(), env=None):
         self.db = db
         self.port = free_port()
         self.url = "http://127.0.0.1:%s" % self.port
         self.log_path = Path(log_path)
         self.extra_args = list(extra_args)
+        self.env = env  # environment variables of the process (default: ours)
         self.proc = None
 
     def start(self, timeout=120):
@@ -132,6 +133,7 @@ class OdooServer:
             ),
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            env=self.env,
             preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
