@@ -10,8 +10,8 @@ and 2,000 ``sent`` entries in Generated Documents. Meanwhile a logged-in user
 keeps opening the Generated Documents list, which must answer every time.
 
 The drains are those of ``bench/scale_out.py``, which also times them.
-Queueing 2,000 emails through the send buttons takes most of the time
-(about ten minutes or more on two cores), so these tests only run with
+The two tests take about a quarter of an hour on two cores, mostly to queue
+the 2,000 emails through the send buttons, so they only run with
 ``SENGERIO_SCALEOUT=1``: CI (``.ci/run``) and ``make test-scaleout`` set it.
 """
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 COUNT = int(os.environ.get("SENGERIO_SCALEOUT_COUNT", "2000"))
-BATCH_SIZE = 50  # a cron run sends at most ten batches: the servers take turns
+BATCH_SIZE = 50  # a cron run sends at most ten batches, then any worker may go on
 CHUNK = 50  # emails per process_email_queue call when sending in parallel
 LIST_CEILING = 5.0  # seconds: a sanity bound, not a performance target
 LOG_DIR = ROOT / "var" / "e2e"
