@@ -1,11 +1,14 @@
 # The two commands of the README, plus a few helpers.
-.PHONY: run test setup lint bench clean-db
+.PHONY: run test test-scaleout setup lint bench clean-db
 
 run:  ## Odoo 18 + sengerio_mailing on demo data, mail to var/mail/
 	bash dev/run.sh
 
 test:  ## lint, Odoo tests, end-to-end tests; last line "N passed, N failed"
 	bash dev/test.sh
+
+test-scaleout:  ## only the scale-out tests: two servers drain 2,000 queued emails
+	bash -c 'source dev/setup.sh && setup_all && SENGERIO_SCALEOUT=1 "$$PY" -m pytest tests/test_scale_out.py -p no:cacheprovider -q'
 
 setup:  ## only prepare PostgreSQL, wkhtmltopdf, Odoo and the virtualenv
 	bash dev/setup.sh
@@ -27,6 +30,10 @@ bench-bounce:  ## benchmark: 1,000 DSNs through the mail gateway, vanilla Odoo v
 .PHONY: screenshots
 screenshots:  ## the README screenshots, taken by the browser tests into docs/screenshots/
 	bash -c 'source dev/setup.sh && setup_all && SENGERIO_SCREENSHOTS="$$ROOT/docs/screenshots" "$$PY" -m pytest tests/test_browser.py -q -p no:cacheprovider'
+
+.PHONY: bench-scaleout
+bench-scaleout:  ## benchmark: 2,000 queued document emails drained by 1 vs 2 Odoo servers
+	bash -c 'source dev/setup.sh && setup_all && "$$PY" bench/scale_out.py $(BENCH_ARGS)'
 
 clean-db:  ## drop the demo database (the next `make run` recreates it)
 	bash -c 'source dev/common.sh && dropdb --if-exists "$$DEMO_DB"'

@@ -136,17 +136,23 @@ def run_logged(cmd, log_name, stdin_text=None, env=None, timeout=3600):
     return proc.stdout
 
 
-def odoo_shell(db, step, env=None, **kwargs):
-    """Run ``step(env, **kwargs)`` of this module in an ``odoo-bin shell``.
+def odoo_shell(db, step, env=None, module="bcc_queue", **kwargs):
+    """Run ``step(env, **kwargs)`` of ``module`` (in bench/) in an ``odoo-bin shell``.
 
     Returns what the step printed after :data:`RESULT_PREFIX`, decoded.
     """
     code = (
         "import json, sys\n"
         "sys.path.insert(0, %r)\n"
-        "import bcc_queue\n"
-        "bcc_queue.%s(env, **json.loads(%r))\n"
-    ) % (str(Path(__file__).resolve().parent), step, json.dumps(kwargs))
+        "import %s\n"
+        "%s.%s(env, **json.loads(%r))\n"
+    ) % (
+        str(Path(__file__).resolve().parent),
+        module,
+        module,
+        step,
+        json.dumps(kwargs),
+    )
     cmd = odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn")
     out = run_logged(cmd, db, stdin_text=code, env=env)
     for line in out.splitlines():
@@ -712,13 +718,19 @@ def _send(record):
         wizard.create({}).action_send_and_print()
 
 
-def odoo_queue(env, pdf_dir):
-    """Queue one email per document, sent by its agent; report what to expect."""
+def odoo_queue(env, pdf_dir, part=0, parts=1):
+    """Queue one email per document, sent by its agent; report what to expect.
+
+    With ``parts`` > 1, only the documents of the ``part``-th share of the
+    partners, so that several processes can share the work without writing
+    on the same partners.
+    """
     _reuse_rendered_pdfs(pdf_dir)
     Message = env["mail.message"]
     last_id = Message.search([], order="id desc", limit=1).id
     start = time.perf_counter()
-    for index, record in enumerate(_documents(env)):
+    documents = (d for d in _documents(env) if d.partner_id.id % parts == part)
+    for index, record in enumerate(documents):
         agent = record.invoice_user_id if record._name == "account.move" else None
         agent = agent or record.user_id
         _send(record.with_user(agent).with_context(mail_notify_force_send=False))

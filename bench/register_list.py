@@ -632,9 +632,18 @@ def odoo_setup(env):
 
 def _list_view(env):
     """The list view's fields as the web client reads them, and aggregates."""
+    return list_view_specification(
+        env[MODEL].get_views([(False, "list"), (False, "search")])
+    )
+
+
+def list_view_specification(views):
+    """``web_search_read`` specification and aggregates of the list view.
+
+    :param views: what ``get_views`` returns for the register's list view
+    """
     from lxml import etree
 
-    views = env[MODEL].get_views([(False, "list"), (False, "search")])
     arch = etree.fromstring(views["views"]["list"]["arch"])
     fields = views["models"][MODEL]["fields"]
     specification = {}
