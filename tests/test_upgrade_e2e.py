@@ -76,6 +76,9 @@ def put_to_use(db, sink):
         # the customer's server bounces one that went out
         [bounced] = sink.messages()[:1]
         mailgate(server, admin, build_dsn(bounced["raw"], bounced["rcpt_tos"][0]))
+        # the notice cron tells the sender (the test server runs no cron)
+        cron_id = admin.ref("sengerio_mailing.ir_cron_bounce_notices")
+        admin.call("ir.cron", "method_direct_trigger", [cron_id])
         settings_id = admin.call("res.config.settings", "create", SETTINGS)
         admin.call("res.config.settings", "execute", [settings_id])
     finally:

@@ -125,6 +125,14 @@ class TestRegisterCounts(SengerioMailCommon):
         )
         self.env.invalidate_all()
         self._check_all_users()
+        # the rows of changes summed up: one row per key, same answers
+        Count = self.env["sengerio.generated.document.count"]
+        Count._compact()
+        keys = Count.search([]).mapped(
+            lambda c: (c.company_id, c.res_model, c.document_type, c.state)
+        )
+        self.assertEqual(len(keys), len(set(keys)))
+        self._check_all_users()
 
     def test_counts_follow_bulk_loads_in_replica_mode(self):
         self.env.flush_all()
