@@ -8,8 +8,8 @@ from .. import policy
 
 _logger = logging.getLogger(__name__)
 
-# the bytes of the message the gateway is processing, for this transaction
-RAW_MESSAGE_KEY = "sengerio_mailing.raw_message"
+# context key: the bytes of the message the gateway is processing
+RAW_MESSAGE_KEY = "sengerio_raw_message"
 
 
 class MailThread(models.AbstractModel):
@@ -124,16 +124,17 @@ class MailThread(models.AbstractModel):
             return {"body": plaintext2html(text[:100000]), "attachments": []}
 
     @api.model
-    @api.model
     def message_process(self, model, message, *args, **kwargs):
-        """Keep the bytes received, to attach a bounce as it came."""
+        """Keep the bytes received, to attach a bounce as it came.
+
+        They travel in the context: the precommit data would be cleared by
+        the first savepoint on the way.
+        """
         raw = message.data if isinstance(message, xmlrpc.client.Binary) else message
-        data = self.env.cr.precommit.data
-        data[RAW_MESSAGE_KEY] = raw.encode() if isinstance(raw, str) else raw
-        try:
-            return super().message_process(model, message, *args, **kwargs)
-        finally:
-            data.pop(RAW_MESSAGE_KEY, None)
+        raw = raw.encode() if isinstance(raw, str) else bytes(raw)
+        return super(
+            MailThread, self.with_context(**{RAW_MESSAGE_KEY: raw})
+        ).message_process(model, message, *args, **kwargs)
 
     def _routing_handle_bounce(self, email_message, message_dict):
         """After Odoo's own bounce handling, update Generated Documents."""
@@ -142,12 +143,11 @@ class MailThread(models.AbstractModel):
         res = super(
             MailThread, self.with_context(sengerio_in_bounce=True)
         )._routing_handle_bounce(email_message, message_dict)
+        raw_message = self.env.context.get(RAW_MESSAGE_KEY)
         try:
             with self.env.cr.savepoint():
                 self.env["sengerio.generated.document"].sudo()._bounce_process(
-                    email_message,
-                    message_dict,
-                    raw_message=self.env.cr.precommit.data.get(RAW_MESSAGE_KEY),
+                    email_message, message_dict, raw_message=raw_message
                 )
         except Exception:
             _logger.exception(

@@ -1,3 +1,4 @@
+import base64
 import json
 import logging
 from email import message_from_string, policy
@@ -202,6 +203,10 @@ class TestBounceGuards(SengerioMailCommon):
         [notice] = self.env["sengerio.bounce.notice"].search([])
         self.assertEqual(notice.document_id, entry)
         self.assertEqual(notice.recipient_ids.email, CARLA)
+        # the report is kept as received, not serialised again
+        self.assertTrue(
+            base64.b64decode(notice.report) == dsn, "the DSN bytes were changed"
+        )
         self.assertFalse(
             [e for e in self.emails if bounce.NOTICE_HEADER in e["message"]]
         )
