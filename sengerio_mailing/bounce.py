@@ -79,6 +79,9 @@ def read_bounce(msg):
         if email not in known:
             recipients.append(RecipientReport(email, "failed", *_status_in_text(msg)))
             known.add(email)
+    if not recipients and _clearly_auto_reply(msg):
+        # flufl.bounce's detectors cost more than the rest of the reading
+        return BounceReport("autoreply", [], message_ids, notice)
     if not recipients:
         recipients = _flufl_recipients(msg)
     if not recipients and is_auto_reply(msg):
@@ -114,6 +117,22 @@ def is_auto_reply(msg):
     if str(msg.get("Precedence", "")).strip().lower() == "auto_reply":
         return True
     return bool(AUTO_REPLY_SUBJECT_RE.match(str(msg.get("Subject", ""))))
+
+
+def _clearly_auto_reply(msg):
+    """Signals of an out-of-office reply that no bounce carries.
+
+    Bounces from Postfix, Exim or Gmail say ``Auto-Submitted: auto-replied``
+    too, but not with an auto-reply subject, nor vacation headers.
+    """
+    if msg.get("X-Autoreply") or msg.get("X-Autorespond"):
+        return True
+    if str(msg.get("Precedence", "")).strip().lower() == "auto_reply":
+        return True
+    auto_submitted = str(msg.get("Auto-Submitted", "")).strip().lower()
+    return auto_submitted.startswith("auto-replied") and bool(
+        AUTO_REPLY_SUBJECT_RE.match(str(msg.get("Subject", "")))
+    )
 
 
 def _content_type(part):

@@ -143,12 +143,12 @@ class MailThread(models.AbstractModel):
         res = super(
             MailThread, self.with_context(sengerio_in_bounce=True)
         )._routing_handle_bounce(email_message, message_dict)
-        raw_message = self.env.context.get(RAW_MESSAGE_KEY)
         try:
-            with self.env.cr.savepoint():
-                self.env["sengerio.generated.document"].sudo()._bounce_process(
-                    email_message, message_dict, raw_message=raw_message
-                )
+            self.env["sengerio.generated.document"].sudo()._bounce_process(
+                email_message,
+                message_dict,
+                raw_message=self.env.context.get(RAW_MESSAGE_KEY),
+            )
         except Exception:
             _logger.exception(
                 "Generated Documents: bounce %s not recorded",

@@ -495,32 +495,39 @@ class SengerioGeneratedDocument(models.Model):
         :param odoo_values: what Odoo's own parser found (bounced_email...)
         """
         report = bounce.read_bounce(email_message)
-        Message = self.env["mail.message"].sudo()
-        message = odoo_values.get("bounced_message") or Message
-        if not message and report.message_ids:
-            message = Message.search(
-                [("message_id", "in", report.message_ids)], limit=1
+        Partner = self.env["res.partner"].sudo()
+        message = odoo_values.get("bounced_message") or self.env["mail.message"]
+        values = {"sengerio_report": report, "sengerio_entry": self}
+        if report.is_notice_bounce or report.kind not in ("failed", "delayed"):
+            # an auto-reply, our own notice...: Odoo must mark nothing bounced
+            values.update(bounced_email=False, bounced_partner=Partner)
+            values["bounced_msg_ids"] = False
+            return values
+        odoo_ids = odoo_values.get("bounced_msg_ids") or []
+        if not message and not set(report.message_ids) <= set(odoo_ids):
+            message = (
+                self.env["mail.message"]
+                .sudo()
+                .search([("message_id", "in", report.message_ids)], limit=1)
             )
         entry = self.sudo()._bounce_entry(message, report)
-        values = {
-            "sengerio_report": report,
-            "sengerio_entry": entry,
-            "bounced_message": message,
-            "bounced_msg_ids": odoo_values.get("bounced_msg_ids") or report.message_ids,
-        }
+        values.update(
+            sengerio_entry=entry,
+            bounced_message=message,
+            bounced_msg_ids=odoo_ids or report.message_ids,
+        )
         customers = [r for r in report.failed if r.email != entry.bcc_email]
-        if report.is_notice_bounce or not customers:
-            # delay, auto-reply, our own notice, or the sender's copy: Odoo
-            # must not mark any customer as bounced
-            values.update(bounced_email=False, bounced_partner=self.env["res.partner"])
+        if not customers:
+            # a delay, or the sender's own copy: no customer bounced
+            values.update(
+                bounced_email=False, bounced_partner=Partner, bounced_msg_ids=False
+            )
         else:
             email = customers[0].email
             partner = (
                 odoo_values.get("bounced_partner")
                 if email == odoo_values.get("bounced_email")
-                else self.env["res.partner"]
-                .sudo()
-                .search([("email_normalized", "=", email)])
+                else Partner.search([("email_normalized", "=", email)])
             )
             values.update(bounced_email=email, bounced_partner=partner)
         return values
@@ -544,8 +551,12 @@ class SengerioGeneratedDocument(models.Model):
     def _bounce_process(self, email_message, message_dict, raw_message=None):
         """Record a bounce on its entry and queue telling the sender.
 
+        Only a bounce or a delay of a generated document is recorded, in a
+        savepoint, so that a failure leaves Odoo's own bounce handling whole.
+
         :param raw_message: the bytes of the bounce as received, attached to
             the email to the sender (serialised again when not given)
+        :return: the entry recorded, or ``False``
         """
         report = message_dict.get("sengerio_report")
         msg_id = message_dict.get("message_id")
@@ -563,6 +574,11 @@ class SengerioGeneratedDocument(models.Model):
                 "Generated Documents: %s is an auto-reply, not a bounce", msg_id
             )
             return False
+        if report.kind not in ("failed", "delayed"):
+            _logger.info(
+                "Generated Documents: bounce %s names no failed recipient", msg_id
+            )
+            return False
         entry = message_dict.get("sengerio_entry")
         if entry is None:
             entry = self._bounce_entry(message_dict.get("bounced_message"), report)
@@ -575,30 +591,32 @@ class SengerioGeneratedDocument(models.Model):
                 ", ".join(report.message_ids) or "an unknown email",
             )
             return False
-        Notice = self.env["sengerio.bounce.notice"]
-        if report.kind == "delayed":
-            Notice._queue(
-                entry,
-                "delayed",
-                delayed=[
-                    [r.email, r.diagnostic or r.status or ""] for r in report.delayed
-                ],
-            )
-            _logger.info(
-                "Generated Documents: delivery of %s delayed", entry.message_id
-            )
-            return entry
-        if report.kind != "failed":
-            _logger.info(
-                "Generated Documents: bounce %s names no failed recipient", msg_id
-            )
-            return False
+        with self.env.cr.savepoint():
+            if report.kind == "delayed":
+                entry._bounce_record_delay(report)
+            else:
+                entry._bounce_record_failure(
+                    report, msg_id, email_message, raw_message
+                )
+        return entry
+
+    def _bounce_record_delay(self, report):
+        self.ensure_one()
+        self.env["sengerio.bounce.notice"]._queue(
+            self,
+            "delayed",
+            delayed=[[r.email, r.diagnostic or r.status or ""] for r in report.delayed],
+        )
+        _logger.info("Generated Documents: delivery of %s delayed", self.message_id)
+
+    def _bounce_record_failure(self, report, msg_id, email_message, raw_message):
+        self.ensure_one()
         lines = self.env["sengerio.generated.document.recipient"]
         for failure in report.failed:
-            if failure.email == entry.bcc_email:
-                entry._bounce_note_bcc(failure)
+            if failure.email == self.bcc_email:
+                self._bounce_note_bcc(failure)
                 continue
-            line = entry.recipient_ids.filtered(
+            line = self.recipient_ids.filtered(
                 lambda r, e=failure.email: email_normalize(r.email) == e
             )
             if not line:
@@ -606,22 +624,24 @@ class SengerioGeneratedDocument(models.Model):
                     "Generated Documents: bounce %s for %s, not a recipient of %s",
                     msg_id,
                     failure.email,
-                    entry.message_id,
+                    self.message_id,
                 )
                 continue
             line._record_bounce(failure)
             lines |= line
-        if lines and raw_message is None:
+        if not lines:
+            return
+        if raw_message is None:
             raw_message = bounce.message_bytes(email_message)
-        if lines:
-            # the note, the activity and the email to the sender: by the cron
-            Notice._queue(entry, "failed", lines=lines, report=raw_message)
-            _logger.info(
-                "Generated Documents: %s bounced for %s",
-                entry.message_id,
-                ", ".join(lines.mapped("email")),
-            )
-        return entry
+        # the note, the activity and the email to the sender: by the cron
+        self.env["sengerio.bounce.notice"]._queue(
+            self, "failed", lines=lines, report=raw_message
+        )
+        _logger.info(
+            "Generated Documents: %s bounced for %s",
+            self.message_id,
+            ", ".join(lines.mapped("email")),
+        )
 
     def _document_record(self):
         self.ensure_one()

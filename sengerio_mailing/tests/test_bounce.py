@@ -202,7 +202,7 @@ class TestBounceGuards(SengerioMailCommon):
         self.assertEqual(entry.state, "bounced")
         [notice] = self.env["sengerio.bounce.notice"].search([])
         self.assertEqual(notice.document_id, entry)
-        self.assertEqual(notice.recipient_ids.email, CARLA)
+        self.assertEqual(notice._lines().email, CARLA)
         # the report is kept as received, not serialised again
         self.assertTrue(
             base64.b64decode(notice.report) == dsn, "the DSN bytes were changed"
@@ -355,3 +355,26 @@ class TestBounceWords(SengerioMailCommon):
         )
         self.assertTrue(bounce.is_auto_reply(msg))
         self.assertEqual(bounce.read_bounce(msg).kind, "autoreply")
+
+    def test_clear_auto_reply_skips_the_bounce_detectors(self):
+        out_of_office = message_from_string(
+            "From: carla@client.example.com\nSubject: Automatic reply: Preventivo\n"
+            "Auto-Submitted: auto-replied\n\nI am out of the office.\n"
+        )
+        # Postfix, Exim and Gmail mark their bounces auto-replied too
+        old_exim = (CORPUS / "exim_old_text_only.eml").read_text().format(
+            bounce_to="bounce@example.com",
+            domain="example.com",
+            message_id="<1@example.com>",
+            recipient=CARLA,
+            recipient2=CESARE,
+            sender=SALLY,
+            subject="Quotation S00042",
+            date="Fri, 27 Nov 2026 10:00:00 +0000",
+        )
+        with patch.object(bounce, "all_failures", wraps=bounce.all_failures) as spy:
+            self.assertEqual(bounce.read_bounce(out_of_office).kind, "autoreply")
+            self.assertFalse(spy.called)
+            report = bounce.read_bounce(message_from_string(old_exim))
+        self.assertEqual(report.kind, "failed")
+        self.assertTrue(spy.called)
