@@ -21,6 +21,7 @@
         "views/account_move_views.xml",
         "views/purchase_order_views.xml",
         "views/res_config_settings_views.xml",
+        "views/sengerio_bounce_notice_views.xml",
         "views/sengerio_mailing_menus.xml",
     ],
 }

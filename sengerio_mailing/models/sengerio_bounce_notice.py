@@ -33,7 +33,10 @@ class SengerioBounceNotice(models.Model):
         "Bounced Recipients", help="The ids of the bounced recipient lines."
     )
     delayed = fields.Json(help="The delayed recipients: [[email, diagnostic]].")
-    report = fields.Binary("Delivery Report", attachment=False)
+    # in the filestore: a returned message with its PDF weighs 100 KB or
+    # more, which the database would write to its log before each commit
+    report = fields.Binary("Delivery Report", attachment=True)
+    report_filename = fields.Char(compute="_compute_report_filename")
     state = fields.Selection(
         [("pending", "Pending"), ("error", "Error")],
         default="pending",
@@ -42,36 +45,58 @@ class SengerioBounceNotice(models.Model):
     )
     error = fields.Text()
 
+    def _compute_report_filename(self):
+        for notice in self:
+            notice.report_filename = "delivery-report-%s.eml" % notice.id
+
+    def action_retry(self):
+        """Send these notices again with the next run of the cron."""
+        self.write({"state": "pending", "error": False})
+        self.env.ref("sengerio_mailing.ir_cron_bounce_notices")._trigger()
+        return True
+
     @api.model
     def _queue(self, document, kind, lines=None, delayed=None, report=None):
         """Queue what to tell about a bounce, for the cron (every minute).
 
-        One INSERT: this runs in the mail gateway for every bounce, and the
-        ORM's create (defaults, access, cache) cost as much as the rest of
-        the recording.
+        This runs in the mail gateway for every bounce: the row is inserted
+        in SQL, as the ORM's create (defaults, access, cache) would cost as
+        much as the rest of the recording.
         """
         now = self.env.cr.now()
         self.env.cr.execute(
             SQL(
                 """
                 INSERT INTO sengerio_bounce_notice
-                    (document_id, kind, line_ids, delayed, report, state,
+                    (document_id, kind, line_ids, delayed, state,
                      create_uid, create_date, write_uid, write_date)
-                VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s)
+                VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s, %s)
                 RETURNING id
                 """,
                 document.id,
                 kind,
                 json.dumps(lines.ids) if lines else None,
                 json.dumps(delayed) if delayed else None,
-                base64.b64encode(report) if report else None,
                 self.env.uid,
                 now,
                 self.env.uid,
                 now,
             )
         )
-        return self.browse(self.env.cr.fetchone()[0])
+        notice = self.browse(self.env.cr.fetchone()[0])
+        if report:
+            # what the ORM does for a Binary field stored as an attachment
+            self.env["ir.attachment"].sudo().create(
+                {
+                    "name": "delivery-report-%s.eml" % notice.id,
+                    "raw": report,
+                    "mimetype": "message/rfc822",
+                    "res_model": self._name,
+                    "res_field": "report",
+                    "res_id": notice.id,
+                }
+            )
+        return notice
 
     @api.model
     def _cron_send_notices(self, batch_size=BATCH_SIZE):

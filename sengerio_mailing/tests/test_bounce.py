@@ -207,6 +207,15 @@ class TestBounceGuards(SengerioMailCommon):
         self.assertTrue(
             base64.b64decode(notice.report) == dsn, "the DSN bytes were changed"
         )
+        # in the filestore, not in the database's log
+        report_domain = [
+            ("res_model", "=", "sengerio.bounce.notice"),
+            ("res_field", "=", "report"),
+            ("res_id", "=", notice.id),
+        ]
+        attachment = self.env["ir.attachment"].sudo().search(report_domain)
+        self.assertEqual(attachment.mimetype, "message/rfc822")
+        self.assertTrue(attachment.store_fname)
         self.assertFalse(
             [e for e in self.emails if bounce.NOTICE_HEADER in e["message"]]
         )
@@ -219,6 +228,7 @@ class TestBounceGuards(SengerioMailCommon):
         self.assertEqual(notice_email["smtp_to_list"], [SALLY])
         self.assertTrue(order.activity_ids)
         self.assertFalse(notice.exists(), "done notices leave the queue")
+        self.assertFalse(self.env["ir.attachment"].sudo().search(report_domain))
 
     def test_a_failing_notice_is_kept_and_logged(self):
         order, dsn = self._sent_to_carla()
@@ -249,6 +259,13 @@ class TestBounceGuards(SengerioMailCommon):
         self.assertFalse(second.exists())
         self.assertTrue(order_2.activity_ids)
         self.assertFalse(order.activity_ids)
+        # once the cause is fixed, an admin retries it from Technical > Email
+        first.action_retry()
+        self.assertEqual((first.state, first.error), ("pending", False))
+        with self.mock_mail_gateway():
+            self.env["sengerio.bounce.notice"]._cron_send_notices()
+        self.assertFalse(first.exists())
+        self.assertTrue(order.activity_ids)
 
     def test_register_follows_odoo_when_recording_fails(self):
         order, dsn = self._sent_to_carla()
