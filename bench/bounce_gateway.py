@@ -60,7 +60,9 @@ Run it with the project's virtualenv::
 
     source dev/common.sh && "$PY" bench/bounce_gateway.py --count 200
 
-The databases are dropped at the end unless ``--keep``. Logs are kept in
+The databases are dropped at the end unless ``--keep``, which also keeps
+the DSNs; ``--reuse`` then measures again on them, after updating the addon
+from the work tree, without the few minutes of setup. Logs are kept in
 ``var/bench/``. ``--profile`` adds a profiled gateway run per database and
 prints where the time goes. The targets are only reported: the exit status
 is non-zero only when the run fails.
@@ -272,6 +274,28 @@ def prepare_databases(dbs, documents, tmp):
     for db in (vanilla, sengerio):
         vacuum_analyze(db)
     return read_spool(spool)
+
+
+def reuse_databases(dbs, kept_dsns):
+    """The databases and DSNs of a run with ``--keep``, with the addon updated."""
+    paths = sorted(kept_dsns.glob("*.eml"))
+    if not paths or not all(db_exists(db) for db in dbs.values()):
+        raise RuntimeError(
+            "nothing to reuse: run once with --keep and the same --db-prefix"
+        )
+    say("reusing %s and the DSNs in %s", ", ".join(dbs.values()), kept_dsns)
+    run_logged(
+        odoo_cmd(
+            "-d", dbs[SENGERIO], "-u", "sengerio_mailing", "--stop-after-init",
+            "--no-http", "--log-level=warn",
+        ),
+        dbs[SENGERIO],
+    )  # fmt: skip
+    vacuum_analyze(dbs[SENGERIO])
+    counts = {kind: 0 for kind in KINDS}
+    for path in paths:
+        counts[path.stem.split("-", 1)[1]] += 1
+    return str(kept_dsns), counts
 
 
 # DSNs ---------------------------------------------------------------------
@@ -900,10 +924,19 @@ def parse_args():
         "(default benchbounce)",
     )
     parser.add_argument(
-        "--keep", action="store_true", help="keep the databases at the end"
+        "--keep",
+        action="store_true",
+        help="keep the databases and the DSNs (in var/bench/PREFIX_dsn) at the end",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure again on what a run with --keep left, after updating the "
+        "addon (implies --keep; --count, --documents and --seed are ignored)",
     )
     args = parser.parse_args()
     args.documents = args.documents or args.count
+    args.keep = args.keep or args.reuse
     args.sizes = sorted(int(size) for size in args.sizes.split(","))
     return args
 
@@ -923,10 +956,17 @@ def main():
         revision = snapshot_addon(tmp / "addons")
         ADDONS_PATH.append(str(tmp / "addons"))
         say("measuring sengerio_mailing at %s", revision)
-        sent = prepare_databases(dbs, args.documents, tmp)
-        dsns, counts = build_dsns(sent, args.count, args.seed)
-        dsn_dir = write_dsns(dsns, tmp / "dsn")
-        say("%s DSNs: %s", len(dsns), counts)
+        kept_dsns = LOG_DIR / (args.db_prefix + "_dsn")
+        if args.reuse:
+            dsn_dir, counts = reuse_databases(dbs, kept_dsns)
+        else:
+            sent = prepare_databases(dbs, args.documents, tmp)
+            dsns, counts = build_dsns(sent, args.count, args.seed)
+            dsn_dir = write_dsns(dsns, tmp / "dsn")
+            if args.keep:
+                shutil.rmtree(kept_dsns, ignore_errors=True)
+                shutil.copytree(dsn_dir, kept_dsns)
+        say("%s DSNs: %s", sum(counts.values()), counts)
         results = run_rounds(dbs, dsn_dir, args.rounds)
         if args.profile:
             profiles = run_profiles(dbs, dsn_dir)
