@@ -8,8 +8,8 @@ from .. import policy
 
 _logger = logging.getLogger(__name__)
 
-# context key: the bytes of the message the gateway is processing
-RAW_MESSAGE_KEY = "sengerio_raw_message"
+# the bytes of the message the gateway is processing, until it is parsed
+RAW_MESSAGE_KEY = "sengerio_mailing.raw_message"
 
 
 class MailThread(models.AbstractModel):
@@ -92,6 +92,11 @@ class MailThread(models.AbstractModel):
                 "bounced_message": self.env["mail.message"],
             }
         if res.get("is_bounce"):
+            # the bytes travel on with the bounce: the first savepoint clears
+            # the cursor's precommit data
+            res["sengerio_raw_message"] = self.env.cr.precommit.data.get(
+                RAW_MESSAGE_KEY
+            )
             try:
                 res.update(
                     self.env["sengerio.generated.document"]._bounce_parse(
@@ -125,16 +130,14 @@ class MailThread(models.AbstractModel):
 
     @api.model
     def message_process(self, model, message, *args, **kwargs):
-        """Keep the bytes received, to attach a bounce as it came.
-
-        They travel in the context: the precommit data would be cleared by
-        the first savepoint on the way.
-        """
+        """Keep the bytes received, to attach a bounce as it came."""
         raw = message.data if isinstance(message, xmlrpc.client.Binary) else message
-        raw = raw.encode() if isinstance(raw, str) else bytes(raw)
-        return super(
-            MailThread, self.with_context(**{RAW_MESSAGE_KEY: raw})
-        ).message_process(model, message, *args, **kwargs)
+        data = self.env.cr.precommit.data
+        data[RAW_MESSAGE_KEY] = raw.encode() if isinstance(raw, str) else raw
+        try:
+            return super().message_process(model, message, *args, **kwargs)
+        finally:
+            data.pop(RAW_MESSAGE_KEY, None)
 
     def _routing_handle_bounce(self, email_message, message_dict):
         """After Odoo's own bounce handling, update Generated Documents."""
@@ -147,7 +150,7 @@ class MailThread(models.AbstractModel):
             self.env["sengerio.generated.document"].sudo()._bounce_process(
                 email_message,
                 message_dict,
-                raw_message=self.env.context.get(RAW_MESSAGE_KEY),
+                raw_message=message_dict.get("sengerio_raw_message"),
             )
         except Exception:
             _logger.exception(
