@@ -544,6 +544,9 @@ def run_rounds(dbs, dsn_dir, rounds):
             copy = dbs[label] + "_run"
             drop_db(copy)
             duplicate_db(dbs[label], copy)
+            # the copy went through the write-ahead log: a checkpoint now,
+            # so that none falls in a timed run, and each run starts alike
+            psql("postgres", "CHECKPOINT")
             try:
                 measures[label] = odoo_shell(copy, "odoo_gateway", dsn_dir=dsn_dir)
             finally:
@@ -716,6 +719,7 @@ def print_gateway(results, counts, revision):
         ("throughput (messages/s)", lambda m: m["processed"] / m["seconds"], "%.1f"),
         ("SQL time (s)", lambda m: m["sql_seconds"], "%.2f"),
         ("SQL queries", lambda m: m["queries"], "%d"),
+        ("WAL written (MB)", lambda m: m.get("wal_bytes", 0) / 2**20, "%.1f"),
     )
     ratios = []
     for index, result in enumerate(results):
@@ -1178,6 +1182,8 @@ def _run_loop(env, messages, profiler=None, commit=False):
     thread = threading.current_thread()
     kinds = {kind: {"count": 0, "seconds": 0.0, "queries": 0} for kind in KINDS}
     errors = {}
+    cr.execute("SELECT pg_current_wal_lsn()")
+    wal_start = cr.fetchone()[0]
     thread.query_count, thread.query_time = 0, 0.0
     if profiler:
         profiler.enable()
@@ -1203,10 +1209,14 @@ def _run_loop(env, messages, profiler=None, commit=False):
     seconds = time.perf_counter() - start
     if profiler:
         profiler.disable()
+    queries = thread.query_count
+    cr.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [wal_start])
+    wal_bytes = int(cr.fetchone()[0])
     return {
         "processed": len(messages),
         "seconds": seconds,
-        "queries": thread.query_count,
+        "queries": queries,
+        "wal_bytes": wal_bytes,
         "sql_seconds": thread.query_time,
         "kinds": kinds,
         "errors": errors,
