@@ -595,9 +595,7 @@ class SengerioGeneratedDocument(models.Model):
             if report.kind == "delayed":
                 entry._bounce_record_delay(report)
             else:
-                entry._bounce_record_failure(
-                    report, msg_id, email_message, raw_message
-                )
+                entry._bounce_record_failure(report, msg_id, email_message, raw_message)
         return entry
 
     def _bounce_record_delay(self, report):

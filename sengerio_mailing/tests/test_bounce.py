@@ -379,15 +379,19 @@ class TestBounceWords(SengerioMailCommon):
             "Auto-Submitted: auto-replied\n\nI am out of the office.\n"
         )
         # Postfix, Exim and Gmail mark their bounces auto-replied too
-        old_exim = (CORPUS / "exim_old_text_only.eml").read_text().format(
-            bounce_to="bounce@example.com",
-            domain="example.com",
-            message_id="<1@example.com>",
-            recipient=CARLA,
-            recipient2=CESARE,
-            sender=SALLY,
-            subject="Quotation S00042",
-            date="Fri, 27 Nov 2026 10:00:00 +0000",
+        old_exim = (
+            (CORPUS / "exim_old_text_only.eml")
+            .read_text()
+            .format(
+                bounce_to="bounce@example.com",
+                domain="example.com",
+                message_id="<1@example.com>",
+                recipient=CARLA,
+                recipient2=CESARE,
+                sender=SALLY,
+                subject="Quotation S00042",
+                date="Fri, 27 Nov 2026 10:00:00 +0000",
+            )
         )
         with patch.object(bounce, "all_failures", wraps=bounce.all_failures) as spy:
             self.assertEqual(bounce.read_bounce(out_of_office).kind, "autoreply")
