@@ -31,11 +31,14 @@ Postfix-style RFC 3464 hard bounces (mostly ``5.1.1``, some ``5.2.2`` and
 (``4.4.1``), out-of-office auto-replies to the bounce address and hard
 bounces of emails Odoo never sent (unknown Message-Id and recipient).
 
-Each round runs the DSNs through ``message_process`` in one ``odoo-bin shell``
-on a fresh copy of each database (dropped after), alternating which database
-goes first: a warm-up on the first few DSNs (rolled back), then the timed
-loop over all DSNs, each in its own transaction as fetchmail and the mail
-gateway script run them, so every round starts from the same state. What
+Each round runs the DSNs through ``message_process`` on a fresh copy of each
+database (dropped after), right after a checkpoint: a warm-up on the first
+few DSNs (rolled back), then the timed loop over all DSNs, each in its own
+transaction as fetchmail and the mail gateway script run them, so every
+round starts from the same state. Both copies are open in one
+``odoo-bin shell`` and take turns every ``--turn`` DSNs (30), the first
+alternating, so that load from other processes hits both alike; with
+``--turn 0`` each runs whole, one after the other. What
 Odoo and the addon did (notifications and entries bounced, notes, notices
 queued...) is counted at the end.
 Only the gateway is timed. The addon's gateway records the bounce and queues
@@ -533,24 +536,50 @@ def write_dsns(dsns, folder):
 # Rounds and register ------------------------------------------------------
 
 
-def run_rounds(dbs, dsn_dir, rounds):
+def run_rounds(dbs, dsn_dir, rounds, turn):
     results = []
     for index in range(rounds):
         order = [VANILLA, SENGERIO] if index % 2 == 0 else [SENGERIO, VANILLA]
-        measures = {}
+        # each DSN commits, as in production: fresh copies per round
+        copies = {label: dbs[label] + "_run" for label in order}
         for label in order:
-            say("round %s/%s: DSNs through the gateway of %s", index + 1, rounds, label)
-            # each DSN commits, as in production: a fresh copy per round
-            copy = dbs[label] + "_run"
-            drop_db(copy)
-            duplicate_db(dbs[label], copy)
-            # the copy went through the write-ahead log: a checkpoint now,
-            # so that none falls in a timed run, and each run starts alike
-            psql("postgres", "CHECKPOINT")
-            try:
-                measures[label] = odoo_shell(copy, "odoo_gateway", dsn_dir=dsn_dir)
-            finally:
-                drop_db(copy)
+            drop_db(copies[label])
+            duplicate_db(dbs[label], copies[label])
+        # the copies went through the write-ahead log: a checkpoint now, so
+        # that none falls in a timed run, and each run starts alike
+        psql("postgres", "CHECKPOINT")
+        try:
+            if turn:
+                say(
+                    "round %s/%s: DSNs through both gateways, %s at a time in turn",
+                    index + 1,
+                    rounds,
+                    turn,
+                )
+                measures = odoo_shell(
+                    copies[order[0]],
+                    "odoo_gateway_turns",
+                    dsn_dir=dsn_dir,
+                    dbs=copies,
+                    order=order,
+                    turn=turn,
+                )
+            else:
+                measures = {}
+                for label in order:
+                    say(
+                        "round %s/%s: DSNs through the gateway of %s",
+                        index + 1,
+                        rounds,
+                        label,
+                    )
+                    measures[label] = odoo_shell(
+                        copies[label], "odoo_gateway", dsn_dir=dsn_dir
+                    )
+                    psql("postgres", "CHECKPOINT")
+        finally:
+            for label in order:
+                drop_db(copies[label])
         results.append({"order": order, "measures": measures})
     return results
 
@@ -907,6 +936,13 @@ def parse_args():
         help="gateway runs per database, alternating which goes first (default 2)",
     )
     parser.add_argument(
+        "--turn",
+        type=int,
+        default=30,
+        help="DSNs each database processes before the other takes its turn, both "
+        "in one process (default 30; 0: whole runs one after the other)",
+    )
+    parser.add_argument(
         "--sizes",
         default="10000,1000000",
         help="register sizes for (b), smallest first (default 10000,1000000)",
@@ -971,7 +1007,7 @@ def main():
                 shutil.rmtree(kept_dsns, ignore_errors=True)
                 shutil.copytree(dsn_dir, kept_dsns)
         say("%s DSNs: %s", sum(counts.values()), counts)
-        results = run_rounds(dbs, dsn_dir, args.rounds)
+        results = run_rounds(dbs, dsn_dir, args.rounds, args.turn)
         if args.profile:
             profiles = run_profiles(dbs, dsn_dir)
         if not args.skip_register:
@@ -1258,6 +1294,69 @@ def odoo_gateway(env, dsn_dir, warmup=WARMUP, profile_path=None):
         result["profile_path"] = profile_path
         result["profile"] = _profile_summary(profiler, profile_path)
     _result(result)
+
+
+def odoo_gateway_turns(env, dsn_dir, dbs, order, turn, warmup=WARMUP):
+    """Both databases in one process, taking turns every ``turn`` DSNs.
+
+    Whatever else loads the machine then hits both alike, which whole runs
+    one after the other do not ensure. Each DSN commits; the order within a
+    pair of turns alternates.
+    """
+    from odoo import SUPERUSER_ID, api
+    from odoo.modules.registry import Registry
+
+    messages = _load_dsns(dsn_dir)
+    envs = {}
+    for label, db in dbs.items():
+        if db == env.cr.dbname:
+            envs[label] = env
+        else:
+            envs[label] = api.Environment(Registry(db).cursor(), SUPERUSER_ID, {})
+    for label in order:
+        _run_loop(envs[label], messages[:warmup])
+        envs[label].cr.rollback()
+    marks = {label: _marks(envs[label]) for label in order}
+    totals = {label: None for label in order}
+    for index, start in enumerate(range(0, len(messages), turn)):
+        part = messages[start : start + turn]
+        for label in order if index % 2 == 0 else order[::-1]:
+            totals[label] = _add_runs(
+                totals[label], _run_loop(envs[label], part, commit=True)
+            )
+    for label in order:
+        result, label_env = totals[label], envs[label]
+        if "sengerio.bounce.notice" in label_env:
+            Notice = label_env["sengerio.bounce.notice"]
+            queued = Notice.search_count([])
+            start = time.perf_counter()
+            while Notice._cron_send_notices():
+                pass
+            result["followup"] = {
+                "notices": queued,
+                "seconds": time.perf_counter() - start,
+                "left": Notice.search_count([]),
+            }
+        result["outcome"] = _outcome(label_env, marks[label])
+        label_env.cr.rollback()
+    for label_env in envs.values():
+        if label_env is not env:
+            label_env.cr.close()
+    _result(totals)
+
+
+def _add_runs(total, run):
+    """Two results of :func:`_run_loop` added up."""
+    if total is None:
+        return run
+    for key in ("processed", "seconds", "queries", "sql_seconds", "wal_bytes"):
+        total[key] += run[key]
+    for kind, stats in run["kinds"].items():
+        for key, value in stats.items():
+            total["kinds"][kind][key] += value
+    for error, count in run["errors"].items():
+        total["errors"][error] = total["errors"].get(error, 0) + count
+    return total
 
 
 def _profile_summary(profiler, path):
