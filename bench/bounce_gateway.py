@@ -1275,21 +1275,7 @@ def odoo_gateway(env, dsn_dir, warmup=WARMUP, profile_path=None):
 
         profiler = cProfile.Profile()
     result = _run_loop(env, messages, profiler, commit=not profile_path)
-    if "sengerio.bounce.notice" in env:
-        # the addon's follow-up (note, activity, email to the sender) runs in
-        # its cron after the gateway: timed apart, counted in the outcome
-        Notice = env["sengerio.bounce.notice"]
-        queued = Notice.search_count([])
-        start = time.perf_counter()
-        while Notice._cron_send_notices():
-            pass
-        result["followup"] = {
-            "notices": queued,
-            "seconds": time.perf_counter() - start,
-            "left": Notice.search_count([]),
-        }
-    result["outcome"] = _outcome(env, marks)
-    env.cr.rollback()
+    _finish(env, result, marks)
     if profiler:
         result["profile_path"] = profile_path
         result["profile"] = _profile_summary(profiler, profile_path)
@@ -1325,24 +1311,32 @@ def odoo_gateway_turns(env, dsn_dir, dbs, order, turn, warmup=WARMUP):
                 totals[label], _run_loop(envs[label], part, commit=True)
             )
     for label in order:
-        result, label_env = totals[label], envs[label]
-        if "sengerio.bounce.notice" in label_env:
-            Notice = label_env["sengerio.bounce.notice"]
-            queued = Notice.search_count([])
-            start = time.perf_counter()
-            while Notice._cron_send_notices():
-                pass
-            result["followup"] = {
-                "notices": queued,
-                "seconds": time.perf_counter() - start,
-                "left": Notice.search_count([]),
-            }
-        result["outcome"] = _outcome(label_env, marks[label])
-        label_env.cr.rollback()
+        _finish(envs[label], totals[label], marks[label])
     for label_env in envs.values():
         if label_env is not env:
             label_env.cr.close()
     _result(totals)
+
+
+def _finish(env, result, marks):
+    """Run the addon's follow-up, count what happened, roll it all back.
+
+    The follow-up (note, activity, email to the sender) runs in the addon's
+    cron after the gateway: timed apart, counted in the outcome.
+    """
+    if "sengerio.bounce.notice" in env:
+        Notice = env["sengerio.bounce.notice"]
+        queued = Notice.search_count([])
+        start = time.perf_counter()
+        while Notice._cron_send_notices():
+            pass
+        result["followup"] = {
+            "notices": queued,
+            "seconds": time.perf_counter() - start,
+            "left": Notice.search_count([]),
+        }
+    result["outcome"] = _outcome(env, marks)
+    env.cr.rollback()
 
 
 def _add_runs(total, run):
