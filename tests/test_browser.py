@@ -28,7 +28,7 @@ from test_bcc_e2e import (
     register_entry,
     send_with_composer,
 )
-from test_bounce_e2e import build_dsn, mailgate
+from test_bounce_e2e import build_dsn, mailgate, run_bounce_cron
 
 CHROMIUM = os.environ.get("SENGERIO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -288,6 +288,7 @@ def documents(odoo, admin, staff, smtp_sink):
         if kind == "bounced":
             [sent] = mailbox.wait(predicate=lambda m, e=email: e in m["rcpt_tos"])
             mailgate(odoo, admin, build_dsn(sent["raw"], email))
+            run_bounce_cron(admin)
         register_entry(
             admin, model, record_id, "bounced" if kind == "bounced" else "sent"
         )
@@ -438,6 +439,7 @@ def test_salesperson_sends_a_quotation_and_sees_it_bounce(
     # 4. the customer's server refuses it: the bounce comes back through the
     # mail gateway, and the Bounced filter shows it
     mailgate(odoo, admin, build_dsn(mail["raw"], email))
+    run_bounce_cron(admin)
     toggle_filter(page, "Bounced")
     expect(row.locator("td[name=state]")).to_have_text("Bounced")
     states = page.locator(".o_data_row td[name=state]")

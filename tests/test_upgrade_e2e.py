@@ -18,7 +18,7 @@ from mailcheck import raw_headers
 from psycopg2 import sql
 from smtp_sink import SmtpSink
 from test_bcc_e2e import send_invoice, send_with_composer
-from test_bounce_e2e import build_dsn, mailgate
+from test_bounce_e2e import build_dsn, mailgate, run_bounce_cron
 
 NO_PDF_ASSETS = "http://127.0.0.1:9"  # wkhtmltopdf renders without web assets
 SETTINGS = {
@@ -76,9 +76,7 @@ def put_to_use(db, sink):
         # the customer's server bounces one that went out
         [bounced] = sink.messages()[:1]
         mailgate(server, admin, build_dsn(bounced["raw"], bounced["rcpt_tos"][0]))
-        # the notice cron tells the sender (the test server runs no cron)
-        cron_id = admin.ref("sengerio_mailing.ir_cron_bounce_notices")
-        admin.call("ir.cron", "method_direct_trigger", [cron_id])
+        run_bounce_cron(admin)
         settings_id = admin.call("res.config.settings", "create", SETTINGS)
         admin.call("res.config.settings", "execute", [settings_id])
     finally:

@@ -5,18 +5,21 @@ import logging
 from odoo import api, fields, models
 from odoo.tools import SQL, exception_to_unicode
 
+from .. import bounce
+
 _logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
 
 
 class SengerioBounceNotice(models.Model):
-    """A bounce recorded by the mail gateway, still to be told to people.
+    """A bounce of a generated document, queued by the mail gateway.
 
-    The gateway only records the bounce on its Generated Documents entry, so
-    that it stays as fast as Odoo's own. The cron then writes the chatter
-    note, the activity and the email to the sender with the delivery report
-    attached, or the note of a delayed delivery.
+    The gateway only reads the bounce and queues it here with its delivery
+    report, so that it stays about as fast as Odoo's own. The cron (every
+    minute) then marks the bounced recipients in Generated Documents and
+    writes the chatter note, the activity and the email to the sender with
+    the report attached, or the note of a delayed delivery.
     """
 
     _name = "sengerio.bounce.notice"
@@ -29,10 +32,12 @@ class SengerioBounceNotice(models.Model):
     kind = fields.Selection(
         [("failed", "Bounced"), ("delayed", "Delayed")], required=True
     )
-    line_ids = fields.Json(
-        "Bounced Recipients", help="The ids of the bounced recipient lines."
+    recipients = fields.Json(
+        "Reported Recipients",
+        help="What the delivery report says of each failed or delayed "
+        "recipient: [[email, status, diagnostic]].",
     )
-    delayed = fields.Json(help="The delayed recipients: [[email, diagnostic]].")
+    recipients_text = fields.Text("Recipients", compute="_compute_recipients_text")
     # in the filestore: a returned message with its PDF weighs 100 KB or
     # more, which the database would write to its log before each commit
     report = fields.Binary("Delivery Report", attachment=True)
@@ -45,6 +50,14 @@ class SengerioBounceNotice(models.Model):
     )
     error = fields.Text()
 
+    @api.depends("recipients")
+    def _compute_recipients_text(self):
+        for notice in self:
+            notice.recipients_text = "\n".join(
+                " ".join(filter(None, [r.email + ":", r.status, r.diagnostic]))
+                for r in notice._recipient_reports()
+            )
+
     def _compute_report_filename(self):
         for notice in self:
             notice.report_filename = "delivery-report-%s.eml" % notice.id
@@ -56,27 +69,30 @@ class SengerioBounceNotice(models.Model):
         return True
 
     @api.model
-    def _queue(self, document, kind, lines=None, delayed=None, report=None):
-        """Queue what to tell about a bounce, for the cron (every minute).
+    def _queue(self, document, kind, recipients, report=None):
+        """Queue a bounce of ``document`` for the cron (every minute).
 
         This runs in the mail gateway for every bounce: the row is inserted
         in SQL, as the ORM's create (defaults, access, cache) would cost as
-        much as the rest of the recording.
+        much as the rest of the gateway's work.
+
+        :param recipients: the :class:`~..bounce.RecipientReport` of the
+            failed or delayed recipients
+        :param report: the bounce's bytes, for the email to the sender
         """
         now = self.env.cr.now()
         self.env.cr.execute(
             SQL(
                 """
                 INSERT INTO sengerio_bounce_notice
-                    (document_id, kind, line_ids, delayed, state,
+                    (document_id, kind, recipients, state,
                      create_uid, create_date, write_uid, write_date)
-                VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s, %s)
+                VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s)
                 RETURNING id
                 """,
                 document.id,
                 kind,
-                json.dumps(lines.ids) if lines else None,
-                json.dumps(delayed) if delayed else None,
+                json.dumps([[r.email, r.status, r.diagnostic] for r in recipients]),
                 self.env.uid,
                 now,
                 self.env.uid,
@@ -85,22 +101,59 @@ class SengerioBounceNotice(models.Model):
         )
         notice = self.browse(self.env.cr.fetchone()[0])
         if report:
-            # what the ORM does for a Binary field stored as an attachment
-            self.env["ir.attachment"].sudo().create(
-                {
-                    "name": "delivery-report-%s.eml" % notice.id,
-                    "raw": report,
-                    "mimetype": "message/rfc822",
-                    "res_model": self._name,
-                    "res_field": "report",
-                    "res_id": notice.id,
-                }
-            )
+            notice._store_report(report)
         return notice
+
+    def _store_report(self, report):
+        """Keep the report in the filestore, as the ``report`` field does.
+
+        In the filestore (the default storage), the file is written and its
+        ``ir.attachment`` row inserted in SQL: the ORM's create costs about
+        twice as much, for an attachment that only the cron reads and that
+        goes with the notice.
+        """
+        self.ensure_one()
+        Attachment = self.env["ir.attachment"].sudo()
+        values = {
+            "name": "delivery-report-%s.eml" % self.id,
+            "res_model": self._name,
+            "res_field": "report",
+            "res_id": self.id,
+            "mimetype": "message/rfc822",
+        }
+        if Attachment._storage() != "file":
+            Attachment.create(dict(values, raw=report))
+            return
+        checksum = Attachment._compute_checksum(report)
+        now = self.env.cr.now()
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO ir_attachment
+                    (name, res_model, res_field, res_id, mimetype, type,
+                     store_fname, file_size, checksum, public,
+                     create_uid, create_date, write_uid, write_date)
+                VALUES (%s, %s, %s, %s, %s, 'binary', %s, %s, %s, FALSE,
+                        %s, %s, %s, %s)
+                """,
+                values["name"],
+                values["res_model"],
+                values["res_field"],
+                values["res_id"],
+                values["mimetype"],
+                Attachment._file_write(report, checksum),
+                len(report),
+                checksum,
+                self.env.uid,
+                now,
+                self.env.uid,
+                now,
+            )
+        )
 
     @api.model
     def _cron_send_notices(self, batch_size=BATCH_SIZE):
-        """Tell senders and teams about the bounces the gateway recorded."""
+        """Record the bounces the gateway queued and tell senders and teams."""
         notices = self.sudo().search([("state", "=", "pending")], limit=batch_size)
         for notice in notices:
             try:
@@ -118,19 +171,19 @@ class SengerioBounceNotice(models.Model):
         self.env["ir.cron"]._notify_progress(done=len(notices), remaining=remaining)
         return notices
 
-    def _lines(self):
-        """The bounced recipient lines still in the register."""
-        return (
-            self.env["sengerio.generated.document.recipient"]
-            .browse(self.line_ids or [])
-            .exists()
-        )
+    def _recipient_reports(self):
+        return [
+            bounce.RecipientReport(email, self.kind, status or "", diagnostic or "")
+            for email, status, diagnostic in self.recipients or []
+        ]
 
     def _send(self):
         self.ensure_one()
         entry = self.document_id
         if self.kind == "delayed":
-            entry._bounce_note_delay(self.delayed or [])
-        else:
+            entry._bounce_note_delay(self._recipient_reports())
+            return
+        lines = entry._bounce_record_failure(self._recipient_reports())
+        if lines:
             report = base64.b64decode(self.report) if self.report else b""
-            entry._bounce_notify(self._lines(), report)
+            entry._bounce_notify(lines, report)

@@ -7,7 +7,7 @@ from markupsafe import Markup
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
-from odoo.tools import email_normalize, html_escape, split_every
+from odoo.tools import SQL, email_normalize, html_escape, split_every
 from odoo.tools.query import Query
 from odoo.tools.sql import create_index
 
@@ -534,29 +534,42 @@ class SengerioGeneratedDocument(models.Model):
 
     @api.model
     def _bounce_entry(self, message, report):
-        """The entry a bounce is about: by its message, else by Message-Id."""
-        fields = ["bcc_email", "message_id", "subject", "res_name"]
-        entry = (
-            self.search_fetch([("mail_message_id", "=", message.id)], fields, limit=1)
-            if message
-            else self
-        )
-        if not entry and report.message_ids:
-            entry = self.search_fetch(
-                [("message_id", "in", report.message_ids)], fields, limit=1
-            )
-        return entry
+        """The entry a bounce is about: by its message, else by Message-Id.
+
+        This runs in the mail gateway for every bounce: the query is built
+        directly rather than from a domain, and only the fields the gateway
+        reads are fetched.
+        """
+        conditions = []
+        if message:
+            conditions.append(SQL("mail_message_id = %s", message.id))
+        if report.message_ids:
+            conditions.append(SQL("message_id IN %s", tuple(report.message_ids)))
+        fields = [
+            self._fields[name]
+            for name in ("bcc_email", "message_id", "subject", "res_name")
+        ]
+        for condition in conditions:
+            query = Query(self.env, self._table, self._table_sql)
+            query.add_where(condition)
+            query.order = SQL("id DESC")
+            query.limit = 1
+            entry = self._fetch_query(query, fields)
+            if entry:
+                return entry
+        return self.browse()
 
     @api.model
     def _bounce_process(self, email_message, message_dict, raw_message=None):
-        """Record a bounce on its entry and queue telling the sender.
+        """Queue a bounce of a generated document for the bounce notice cron.
 
-        Only a bounce or a delay of a generated document is recorded, in a
-        savepoint, so that a failure leaves Odoo's own bounce handling whole.
+        The gateway only queues, in a savepoint, so that it stays about as
+        fast as Odoo's own and a failure leaves Odoo's own bounce handling
+        whole. The cron marks the recipients and tells people.
 
         :param raw_message: the bytes of the bounce as received, attached to
             the email to the sender (serialised again when not given)
-        :return: the entry recorded, or ``False``
+        :return: the entry the bounce is about, or ``False``
         """
         report = message_dict.get("sengerio_report")
         msg_id = message_dict.get("message_id")
@@ -591,26 +604,33 @@ class SengerioGeneratedDocument(models.Model):
                 ", ".join(report.message_ids) or "an unknown email",
             )
             return False
+        Notice = self.env["sengerio.bounce.notice"]
         with self.env.cr.savepoint():
             if report.kind == "delayed":
-                entry._bounce_record_delay(report)
+                Notice._queue(entry, "delayed", report.delayed)
             else:
-                entry._bounce_record_failure(report, msg_id, email_message, raw_message)
+                customers = [r for r in report.failed if r.email != entry.bcc_email]
+                if customers and raw_message is None:
+                    raw_message = bounce.message_bytes(email_message)
+                # the sender's own copy bounced: no report to send back
+                Notice._queue(entry, "failed", report.failed, customers and raw_message)
+        _logger.info(
+            "Generated Documents: %s of %s for %s queued",
+            "delay" if report.kind == "delayed" else "bounce",
+            entry.message_id,
+            ", ".join(r.email for r in report.failed or report.delayed),
+        )
         return entry
 
-    def _bounce_record_delay(self, report):
-        self.ensure_one()
-        self.env["sengerio.bounce.notice"]._queue(
-            self,
-            "delayed",
-            delayed=[[r.email, r.diagnostic or r.status or ""] for r in report.delayed],
-        )
-        _logger.info("Generated Documents: delivery of %s delayed", self.message_id)
+    def _bounce_record_failure(self, failures):
+        """Mark the failed recipients bounced.
 
-    def _bounce_record_failure(self, report, msg_id, email_message, raw_message):
+        :param failures: :class:`~..bounce.RecipientReport` of the failures
+        :return: the recipient lines marked bounced
+        """
         self.ensure_one()
         lines = self.env["sengerio.generated.document.recipient"]
-        for failure in report.failed:
+        for failure in failures:
             if failure.email == self.bcc_email:
                 self._bounce_note_bcc(failure)
                 continue
@@ -619,27 +639,20 @@ class SengerioGeneratedDocument(models.Model):
             )
             if not line:
                 _logger.info(
-                    "Generated Documents: bounce %s for %s, not a recipient of %s",
-                    msg_id,
-                    failure.email,
+                    "Generated Documents: %s bounced for %s, not one of its recipients",
                     self.message_id,
+                    failure.email,
                 )
                 continue
             line._record_bounce(failure)
             lines |= line
-        if not lines:
-            return
-        if raw_message is None:
-            raw_message = bounce.message_bytes(email_message)
-        # the note, the activity and the email to the sender: by the cron
-        self.env["sengerio.bounce.notice"]._queue(
-            self, "failed", lines=lines, report=raw_message
-        )
-        _logger.info(
-            "Generated Documents: %s bounced for %s",
-            self.message_id,
-            ", ".join(lines.mapped("email")),
-        )
+        if lines:
+            _logger.info(
+                "Generated Documents: %s bounced for %s",
+                self.message_id,
+                ", ".join(lines.mapped("email")),
+            )
+        return lines
 
     def _document_record(self):
         self.ensure_one()
@@ -649,14 +662,16 @@ class SengerioGeneratedDocument(models.Model):
     def _bounce_note_delay(self, delayed):
         """Note a delayed delivery on the document.
 
-        :param delayed: ``[(email, diagnostic)]`` of the delayed recipients
+        :param delayed: :class:`~..bounce.RecipientReport` of the delayed
+            recipients
         """
         record = self._document_record()
         if record is None or not hasattr(record, "message_post"):
             return
         items = "".join(
-            "<li>%s: %s</li>" % (html_escape(email), html_escape(text))
-            for email, text in delayed
+            "<li>%s: %s</li>"
+            % (html_escape(r.email), html_escape(r.diagnostic or r.status))
+            for r in delayed
         )
         record.message_post(
             body=Markup(

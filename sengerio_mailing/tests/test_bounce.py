@@ -189,7 +189,7 @@ class TestBounceGuards(SengerioMailCommon):
         carla_email = [e for e in self.emails if CARLA in e["smtp_to_list"]][0]
         return order, self._dsn(carla_email["message"].encode(), CARLA).encode()
 
-    def test_gateway_records_and_the_cron_tells(self):
+    def test_gateway_queues_and_the_cron_records_and_tells(self):
         order, dsn = self._sent_to_carla()
         entry = self.env["sengerio.generated.document"].search(
             [("res_id", "=", order.id), ("res_model", "=", "sale.order")]
@@ -198,11 +198,15 @@ class TestBounceGuards(SengerioMailCommon):
         self.assertEqual((cron.interval_number, cron.interval_type), (1, "minutes"))
         with self.mock_mail_gateway():
             self.env["mail.thread"].message_process(None, dsn)
-        # the gateway records the bounce and queues the rest for the cron
-        self.assertEqual(entry.state, "bounced")
+        # the gateway only queues the bounce for the cron
+        self.assertEqual(entry.state, "sent")
         [notice] = self.env["sengerio.bounce.notice"].search([])
         self.assertEqual(notice.document_id, entry)
-        self.assertEqual(notice._lines().email, CARLA)
+        self.assertEqual(
+            [(r.email, r.status) for r in notice._recipient_reports()],
+            [(CARLA, "5.1.1")],
+        )
+        self.assertIn(CARLA, notice.recipients_text)
         # the report is kept as received, not serialised again
         self.assertTrue(
             base64.b64decode(notice.report) == dsn, "the DSN bytes were changed"
@@ -226,9 +230,39 @@ class TestBounceGuards(SengerioMailCommon):
             e for e in self.emails if bounce.NOTICE_HEADER in e["message"]
         ]
         self.assertEqual(notice_email["smtp_to_list"], [SALLY])
+        self.assertEqual(entry.state, "bounced")
+        self.assertEqual(entry.recipient_ids.dsn_status, "5.1.1")
         self.assertTrue(order.activity_ids)
         self.assertFalse(notice.exists(), "done notices leave the queue")
         self.assertFalse(self.env["ir.attachment"].sudo().search(report_domain))
+
+    def test_report_kept_in_the_database_storage(self):
+        """With attachments stored in the database, the report goes there."""
+        self.env["ir.config_parameter"].sudo().set_param("ir_attachment.location", "db")
+        order, dsn = self._sent_to_carla()
+        with self.mock_mail_gateway():
+            self.env["mail.thread"].message_process(None, dsn)
+        [notice] = self.env["sengerio.bounce.notice"].search([])
+        attachment = (
+            self.env["ir.attachment"]
+            .sudo()
+            .search(
+                [
+                    ("res_model", "=", "sengerio.bounce.notice"),
+                    ("res_field", "=", "report"),
+                    ("res_id", "=", notice.id),
+                ]
+            )
+        )
+        self.assertFalse(attachment.store_fname)
+        self.assertEqual(attachment.raw, dsn)
+        with self.mock_mail_gateway():
+            self.env["sengerio.bounce.notice"]._cron_send_notices()
+        [notice_mail] = [
+            m for m in self._mails if bounce.NOTICE_HEADER in (m.get("headers") or {})
+        ]
+        [(_name, content, _mimetype)] = notice_mail["attachments"]
+        self.assertTrue(content == dsn, "the DSN bytes were changed")
 
     def test_a_failing_notice_is_kept_and_logged(self):
         order, dsn = self._sent_to_carla()
