@@ -64,7 +64,9 @@ class SengerioBounceNotice(models.Model):
 
     def action_retry(self):
         """Send these notices again with the next run of the cron."""
-        self.write({"state": "pending", "error": False})
+        self.filtered(lambda n: n.state == "error").write(
+            {"state": "pending", "error": False}
+        )
         self.env.ref("sengerio_mailing.ir_cron_bounce_notices")._trigger()
         return True
 
