@@ -107,45 +107,38 @@ class SengerioBounceNotice(models.Model):
         return notice
 
     def _store_report(self, report):
-        """Keep the report in the filestore, as the ``report`` field does.
+        """Keep the report as the ``report`` field does: an attachment.
 
-        In the filestore (the default storage), the file is written and its
-        ``ir.attachment`` row inserted in SQL: the ORM's create costs about
-        twice as much, for an attachment that only the cron reads and that
-        goes with the notice.
+        The file is written (or the bytes kept, when attachments live in the
+        database) by ir.attachment's own helper, and the row is inserted in
+        SQL: the ORM's create costs about twice as much, for an attachment
+        that only the cron reads and that goes with the notice.
         """
         self.ensure_one()
-        Attachment = self.env["ir.attachment"].sudo()
-        values = {
-            "name": "delivery-report-%s.eml" % self.id,
-            "res_model": self._name,
-            "res_field": "report",
-            "res_id": self.id,
-            "mimetype": "message/rfc822",
-        }
-        if Attachment._storage() != "file":
-            Attachment.create(dict(values, raw=report))
-            return
-        checksum = Attachment._compute_checksum(report)
+        mimetype = "message/rfc822"
+        data = (
+            self.env["ir.attachment"].sudo()._get_datas_related_values(report, mimetype)
+        )
         now = self.env.cr.now()
         self.env.cr.execute(
             SQL(
                 """
                 INSERT INTO ir_attachment
                     (name, res_model, res_field, res_id, mimetype, type,
-                     store_fname, file_size, checksum, public,
-                     create_uid, create_date, write_uid, write_date)
-                VALUES (%s, %s, %s, %s, %s, 'binary', %s, %s, %s, FALSE,
-                        %s, %s, %s, %s)
+                     store_fname, db_datas, file_size, checksum, index_content,
+                     public, create_uid, create_date, write_uid, write_date)
+                VALUES (%s, %s, 'report', %s, %s, 'binary', %s, %s, %s, %s, %s,
+                        FALSE, %s, %s, %s, %s)
                 """,
-                values["name"],
-                values["res_model"],
-                values["res_field"],
-                values["res_id"],
-                values["mimetype"],
-                Attachment._file_write(report, checksum),
-                len(report),
-                checksum,
+                "delivery-report-%s.eml" % self.id,
+                self._name,
+                self.id,
+                mimetype,
+                data["store_fname"] or None,
+                data["db_datas"] or None,
+                data["file_size"],
+                data["checksum"],
+                data["index_content"] or None,
                 self.env.uid,
                 now,
                 self.env.uid,

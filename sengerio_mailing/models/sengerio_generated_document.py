@@ -545,10 +545,7 @@ class SengerioGeneratedDocument(models.Model):
             conditions.append(SQL("mail_message_id = %s", message.id))
         if report.message_ids:
             conditions.append(SQL("message_id IN %s", tuple(report.message_ids)))
-        fields = [
-            self._fields[name]
-            for name in ("bcc_email", "message_id", "subject", "res_name")
-        ]
+        fields = [self._fields["bcc_email"], self._fields["message_id"]]
         for condition in conditions:
             query = Query(self.env, self._table, self._table_sql)
             query.add_where(condition)
