@@ -59,7 +59,8 @@ setup_odoo_src() {
 
 setup_venv() {
     local stamp="$VENV/.sengerio-stamp" want
-    want="$(cat "$ODOO_SRC/requirements.txt" "$ROOT/dev/requirements-dev.txt" "$ROOT/dev/setup.sh" | sha256sum | cut -c1-16)"
+    # rebuilt when a requirement, or the way they are installed, changes
+    want="$( (cat "$ODOO_SRC/requirements.txt" "$ROOT/dev/requirements-dev.txt" && declare -f setup_venv) | sha256sum | cut -c1-16)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
