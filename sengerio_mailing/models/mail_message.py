@@ -15,14 +15,17 @@ class MailMessage(models.Model):
     sengerio_bcc_email = fields.Char(
         "Hidden Copy To",
         readonly=True,
+        groups="base.group_user",
         help="The sender's address that receives a hidden copy of this email.",
     )
     sengerio_bcc_note = fields.Char(
         "Hidden Copy Note",
         readonly=True,
+        groups="base.group_user",
         help="Why this document email has no hidden copy to its sender.",
     )
     sengerio_bcc_assigned = fields.Boolean(
         readonly=True,
+        groups="base.group_user",
         help="Technical: the hidden copy was given to one outgoing email already.",
     )

@@ -47,8 +47,8 @@ class MailThread(models.AbstractModel):
         copy would be a second one. Runs right before the emails are created,
         also when a scheduled message is sent later by the cron.
         """
-        bcc = message.sengerio_bcc_email
-        if bcc and not message.sengerio_bcc_assigned:
+        bcc = message.sudo().sengerio_bcc_email
+        if bcc and not message.sudo().sengerio_bcc_assigned:
             emailed = (
                 self.env["res.partner"]
                 .sudo()

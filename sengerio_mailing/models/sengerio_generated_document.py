@@ -1,4 +1,6 @@
+import functools
 import logging
+from collections import defaultdict
 from datetime import timedelta
 from email.utils import formataddr
 
@@ -16,6 +18,7 @@ from .. import bounce, policy
 _logger = logging.getLogger(__name__)
 
 RETENTION_PARAM = "sengerio_mailing.retention_days"
+MANAGER_GROUP = "sengerio_mailing.sengerio_mailing_group_manager"
 # The columns sengerio.generated.document.count keeps the counts by.
 COUNTED_FIELDS = ("company_id", "res_model", "document_type", "state")
 
@@ -148,6 +151,158 @@ class SengerioGeneratedDocument(models.Model):
             ["state", "date DESC", "id DESC"],
             where="state IN ('bounced', 'exception')",
         )
+        # Access: the entries of the documents a user may read, looked up
+        # from those documents (see _sengerio_access_domain).
+        create_index(
+            self._cr,
+            "sengerio_generated_document__res_model_res_id_index",
+            self._table,
+            ["res_model", "res_id"],
+        )
+
+    # Access ------------------------------------------------------------------
+
+    @api.model
+    def _sengerio_sees_all(self):
+        """Whether the user sees every entry of their companies."""
+        return self.env.su or self.env.user.has_group(MANAGER_GROUP)
+
+    @api.model
+    def _sengerio_access_domain(self, domain=()):
+        """The entries of the documents the user may read, as a domain.
+
+        A user sees an entry exactly when they may read the document it was
+        sent for, under that document's own access rights and record rules:
+        for each kind of document in the register, the entries whose document
+        is among the ones the user can find. Entries of deleted documents,
+        and of models that are gone, are for managers only.
+
+        :param domain: the domain searched; when it only names a few entries
+            by id (reading records, checking access), only their documents
+            are checked
+        :return: a domain, or None when the user sees every entry
+        """
+        if self._sengerio_sees_all():
+            return None
+        ids = self._sengerio_domain_ids(domain)
+        if ids is not None:
+            return [("id", "in", self._sengerio_readable(ids))]
+        branches = []
+        alias = SQL.identifier("sengerio_access")
+        for model_name in self._sengerio_registered_models():
+            Model = self.env.get(model_name)
+            if Model is None or Model._abstract or not Model.has_access("read"):
+                continue
+            documents = Model.with_context(active_test=False)._search([])
+            branches.append(
+                SQL(
+                    "SELECT %(alias)s.id FROM %(table)s AS %(alias)s "
+                    "WHERE %(alias)s.res_model = %(model)s "
+                    "AND %(alias)s.res_id IN %(documents)s",
+                    alias=alias,
+                    table=SQL.identifier(self._table),
+                    model=model_name,
+                    documents=documents.subselect(),
+                )
+            )
+        if not branches:
+            return expression.FALSE_DOMAIN
+        # one branch per model, each looked up from the user's documents
+        # through the (res_model, res_id) index: the cost follows what the
+        # user may see, not the size of the register (bench/register_list.py)
+        return [("id", "in", SQL("(%s)", SQL(" UNION ALL ").join(branches)))]
+
+    @api.model
+    def _sengerio_domain_ids(self, domain):
+        """The ids ``domain`` names, if it is ``[('id', 'in', ids)]`` alone."""
+        if len(domain) != 1 or not isinstance(domain[0], (list, tuple)):
+            return None
+        field, operator, value = domain[0]
+        if field != "id" or operator != "in" or not isinstance(value, (list, tuple)):
+            return None
+        if len(value) > 1000 or not all(isinstance(v, int) for v in value):
+            return None
+        return list(value)
+
+    @api.model
+    def _sengerio_readable(self, ids):
+        """The ids of those entries whose document the user may read."""
+        if not ids:
+            return []
+        self.flush_model(["res_model", "res_id"])
+        rows = self.env.execute_query(
+            SQL(
+                "SELECT id, res_model, res_id FROM %s WHERE id IN %s",
+                SQL.identifier(self._table),
+                tuple(ids),
+            )
+        )
+        targets = defaultdict(lambda: defaultdict(list))
+        for entry_id, model_name, res_id in rows:
+            targets[model_name][res_id].append(entry_id)
+        readable = []
+        for model_name, entries in targets.items():
+            Model = self.env.get(model_name)
+            if Model is None or Model._abstract or not Model.has_access("read"):
+                continue
+            documents = Model.with_context(active_test=False)._search(
+                [("id", "in", [res_id for res_id in entries if res_id])]
+            )
+            for res_id in documents:
+                readable.extend(entries[res_id])
+        return readable
+
+    @api.model
+    def _sengerio_registered_models(self):
+        """The models that have entries, read from the ``res_model`` index."""
+        self.flush_model(["res_model"])
+        # a loose index scan: one index probe per model, however many entries
+        rows = self.env.execute_query(
+            SQL(
+                """
+                WITH RECURSIVE models AS (
+                    (SELECT res_model FROM %(table)s ORDER BY res_model LIMIT 1)
+                    UNION ALL
+                    SELECT (
+                        SELECT res_model FROM %(table)s
+                        WHERE res_model > models.res_model
+                        ORDER BY res_model LIMIT 1
+                    )
+                    FROM models WHERE models.res_model IS NOT NULL
+                )
+                SELECT res_model FROM models WHERE res_model IS NOT NULL
+                """,
+                table=SQL.identifier(self._table),
+            )
+        )
+        return [name for (name,) in rows]
+
+    @api.model
+    def _search(self, domain, offset=0, limit=None, order=None):
+        """Only the entries of documents the user may read."""
+        self.browse().check_access("read")
+        access = self._sengerio_access_domain(domain)
+        if access is not None:
+            domain = expression.AND([list(domain or []), access])
+        return super()._search(domain, offset=offset, limit=limit, order=order)
+
+    def _check_access(self, operation):
+        """Reading an entry needs read access to its document."""
+        result = super()._check_access(operation)
+        if not self._ids or self._sengerio_sees_all():
+            return result
+        entries = self - result[0] if result else self
+        if not entries:
+            return result
+        allowed = set(entries._search([("id", "in", entries.ids)]))
+        forbidden = entries.filtered(lambda entry: entry.id not in allowed)
+        if not forbidden:
+            return result
+        if result:
+            forbidden |= result[0]
+        return forbidden, functools.partial(
+            self.env["ir.rule"]._make_access_error, operation, forbidden
+        )
 
     @api.model
     def _read_group(
@@ -159,6 +314,7 @@ class SengerioGeneratedDocument(models.Model):
         Grouped lists then cost the same with a million entries as with a
         thousand; anything else is read from the register itself.
         """
+        self.browse().check_access("read")
         counted = self._sengerio_counted_domain(domain)
         count_order = self._sengerio_count_order(order, groupby)
         if (
@@ -198,6 +354,7 @@ class SengerioGeneratedDocument(models.Model):
     @api.model
     def search_count(self, domain, limit=None):
         """Count from the kept counts when the domain allows it."""
+        self.browse().check_access("read")
         counted = self._sengerio_counted_domain(domain)
         if counted is None:
             return super().search_count(domain, limit=limit)
@@ -214,9 +371,15 @@ class SengerioGeneratedDocument(models.Model):
     def _sengerio_counted_domain(self, domain):
         """``domain`` and the record rules, if the kept counts can answer it.
 
+        The counts answer only for users who see every entry of their
+        companies: anyone else sees the entries of the documents they may
+        read, which the counts cannot tell.
+
         :return: a domain on ``sengerio.generated.document.count``, or None
             when it names anything the counts are not kept by
         """
+        if not self._sengerio_sees_all():
+            return None
         rules = [] if self.env.su else self.env["ir.rule"]._compute_domain(self._name)
         full = expression.AND([list(domain or []), rules or []])
         for leaf in full:

@@ -3,11 +3,8 @@ from datetime import timedelta
 from unittest.mock import patch
 
 from odoo import fields
-from odoo.exceptions import AccessError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
-
-from odoo.addons.mail.tests.common import mail_new_test_user
 
 from .common import SengerioMailCommon
 
@@ -278,105 +275,3 @@ class TestRegister(SengerioMailCommon):
         )
         Register._gc_retention()
         self.assertFalse(entry.exists())
-
-
-@tagged("post_install", "-at_install", "sengerio_mailing")
-class TestRegisterAccess(SengerioMailCommon):
-    """Users see the entries of the documents they may read, no more."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        Register = cls.env["sengerio.generated.document"]
-        now = fields.Datetime.now()
-        cls.entries = {}
-        for model, company in (
-            ("sale.order", cls.company_admin),
-            ("account.move", cls.company_admin),
-            ("purchase.order", cls.company_admin),
-            ("account.payment", cls.company_admin),
-            ("sale.order", cls.company_2),
-        ):
-            cls.entries[(model, company)] = Register.create(
-                {
-                    "document_type": "other",
-                    "res_model": model,
-                    "res_id": 1,
-                    "date": now,
-                    "company_id": company.id,
-                }
-            )
-        cls.user_invoicing = mail_new_test_user(
-            cls.env, login="sengerio_invoicing", groups="account.group_account_invoice"
-        )
-        cls.user_plain = mail_new_test_user(
-            cls.env, login="sengerio_plain", groups="base.group_user"
-        )
-        cls.user_manager = mail_new_test_user(
-            cls.env,
-            login="sengerio_manager",
-            groups="base.group_user,sengerio_mailing.sengerio_mailing_group_manager",
-            company_ids=[(6, 0, (cls.company_admin | cls.company_2).ids)],
-        )
-        cls.user_portal_doc = mail_new_test_user(
-            cls.env, login="sengerio_portal", groups="base.group_portal"
-        )
-
-    def _visible(self, user):
-        ids = {e.id for e in self.entries.values()}
-        found = self.env["sengerio.generated.document"].with_user(user).search([])
-        return {
-            key
-            for key, entry in self.entries.items()
-            if entry in found and entry.id in ids
-        }
-
-    def test_sales_user(self):
-        main = self.company_admin
-        self.assertEqual(
-            self._visible(self.user_sales),
-            {("sale.order", main), ("account.move", main), ("account.payment", main)},
-            "Sally also has invoicing rights",
-        )
-
-    def test_invoicing_user(self):
-        main = self.company_admin
-        self.assertEqual(
-            self._visible(self.user_invoicing),
-            {("account.move", main), ("account.payment", main)},
-        )
-
-    def test_purchase_user(self):
-        main = self.company_admin
-        self.assertEqual(
-            self._visible(self.user_buyer),
-            {("purchase.order", main), ("account.payment", main)},
-        )
-
-    def test_plain_user_sees_no_sale_invoice_or_purchase(self):
-        self.assertEqual(
-            self._visible(self.user_plain), {("account.payment", self.company_admin)}
-        )
-
-    def test_manager_sees_all_in_own_companies(self):
-        self.assertEqual(self._visible(self.user_manager), set(self.entries))
-        self.user_manager.company_ids = self.company_admin
-        self.user_manager.company_id = self.company_admin
-        self.assertNotIn(
-            ("sale.order", self.company_2), self._visible(self.user_manager)
-        )
-
-    def test_portal_sees_nothing(self):
-        with self.assertRaises(AccessError):
-            self.env["sengerio.generated.document"].with_user(
-                self.user_portal_doc
-            ).search([])
-        with self.assertRaises(AccessError):
-            self.env["sengerio.generated.document.recipient"].with_user(
-                self.user_portal_doc
-            ).search([])
-
-    def test_users_cannot_edit_entries(self):
-        entry = self.entries[("sale.order", self.company_admin)]
-        with self.assertRaises(AccessError):
-            entry.with_user(self.user_sales).write({"subject": "changed"})
