@@ -12,6 +12,7 @@
     "depends": ["mail", "sale_management", "sale_async_emails", "account", "purchase"],
     "external_dependencies": {"python": ["flufl.bounce"]},
     "post_init_hook": "post_init_hook",
+    "uninstall_hook": "uninstall_hook",
     "data": [
         "security/sengerio_mailing_security.xml",
         "security/ir.model.access.csv",
