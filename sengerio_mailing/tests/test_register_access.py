@@ -275,6 +275,25 @@ class TestRegisterAccess(SengerioMailCommon):
                         dict(Counter(entry[groupby] for entry in entries)),
                     )
 
+    def test_pivot_and_graph_count_what_the_user_sees(self):
+        """Bounce rate by month, as the pivot and graph views ask for it."""
+        for user in self.users:
+            Register = self.env[REGISTER].with_user(user)
+            entries = [self.entries[key].sudo() for key in self._expected(user)]
+            with self.subTest(user=user.login):
+                groups = Register.read_group(
+                    self._mine(),
+                    ["bounce_rate:avg", "__count"],
+                    ["date:month", "document_type"],
+                    lazy=False,
+                )
+                self.assertEqual(sum(g["__count"] for g in groups), len(entries))
+                bounced = sum(1 for entry in entries if entry.state == "bounced")
+                self.assertAlmostEqual(
+                    sum(g["bounce_rate"] * g["__count"] for g in groups),
+                    100.0 * bounced,
+                )
+
     def test_kept_counts_answer_only_with_the_same_number(self):
         for user in self.users:
             Register = self.env[REGISTER].with_user(user)
