@@ -1,42 +1,22 @@
 """True BCC over real SMTP: one test per document type, read off the sink."""
 
 import base64
-import time
 
 import pytest
 from conftest import email_of
+from flows import (  # noqa: F401 (the other tests import them from here)
+    create_invoice,
+    create_order,
+    register_entry,
+    send_invoice,
+    send_with_composer,
+)
 from mailcheck import (
     assert_no_hidden_copy,
     assert_no_tracking,
     assert_true_bcc,
     pdf_attachments,
 )
-
-
-def create_order(client, partner_id, product_id):
-    return client.call(
-        "sale.order",
-        "create",
-        {
-            "partner_id": partner_id,
-            "user_id": client.uid,
-            "order_line": [(0, 0, {"product_id": product_id, "product_uom_qty": 2})],
-        },
-    )
-
-
-def send_with_composer(client, model, record_id, action_method, context=None):
-    """What the Send button does: open the composer from the action, Send."""
-    action = client.call(model, action_method, [record_id], context=context or {})
-    ctx = action["context"]
-    wizard_id = client.call("mail.compose.message", "create", {}, context=ctx)
-    client.call("mail.compose.message", "action_send_mail", [wizard_id], context=ctx)
-
-
-def send_invoice(client, move_id):
-    ctx = {"active_model": "account.move", "active_ids": [move_id]}
-    wizard_id = client.call("account.move.send.wizard", "create", {}, context=ctx)
-    client.call("account.move.send.wizard", "action_send_and_print", [wizard_id])
 
 
 def received_for(mailbox, email):
@@ -57,22 +37,6 @@ def document_message(admin, model, record_id):
         ],
         fields=["sengerio_document_type", "sengerio_bcc_email"],
     )
-
-
-def register_entry(admin, model, record_id, state="sent", timeout=30):
-    """The Generated Documents entry of a record, once it reaches ``state``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        entries = admin.call(
-            "sengerio.generated.document",
-            "search_read",
-            [("res_model", "=", model), ("res_id", "=", record_id)],
-            fields=["document_type", "state", "bcc_email", "attachment_ids"],
-        )
-        if (entries and entries[0]["state"] == state) or time.monotonic() > deadline:
-            assert len(entries) == 1
-            return entries[0]
-        time.sleep(0.3)
 
 
 def test_quotation(odoo, admin, salesperson, customer, product_id, mailbox):
@@ -111,26 +75,6 @@ def test_booking_confirmation(odoo, admin, salesperson, customer, product_id, ma
     assert_no_tracking(received)
     [message] = document_message(admin, "sale.order", order_id)
     assert message["sengerio_document_type"] == "booking_confirmation"
-
-
-def create_invoice(admin, salesperson, partner_id, product_id, move_type):
-    sales_uid = admin.call(
-        "res.users", "search", [("login", "=", salesperson)], limit=1
-    )[0]
-    move_id = admin.call(
-        "account.move",
-        "create",
-        {
-            "move_type": move_type,
-            "partner_id": partner_id,
-            "invoice_user_id": sales_uid,
-            "invoice_line_ids": [
-                (0, 0, {"product_id": product_id, "price_unit": 240.0})
-            ],
-        },
-    )
-    admin.call("account.move", "action_post", [move_id])
-    return move_id
 
 
 @pytest.mark.parametrize(

@@ -1,68 +1,24 @@
 """Bounces end to end: real SMTP out, a DSN back in through the mail gateway."""
 
-import xmlrpc.client
 from email import message_from_bytes, policy
 
 from conftest import ALIAS_DOMAIN, email_of
-from test_bcc_e2e import create_order, register_entry, send_with_composer
-
-NOTICE_HEADER = "X-Sengerio-Bounce-Notice"
+from flows import build_dsn as _build_dsn
+from flows import (  # noqa: F401 (imported from here)
+    create_order,
+    mailgate,
+    register_entry,
+    run_bounce_cron,
+    send_with_composer,
+)
 
 
 def build_dsn(returned_raw, failed, status="5.1.1"):
-    """A Postfix-style RFC 3464 report returning the message the sink got."""
-    boundary = "dsn-boundary-e2e"
-    head = (
-        "Return-Path: <>\r\n"
-        "From: MAILER-DAEMON@mx.client.test (Mail Delivery System)\r\n"
-        "To: bounce@%(domain)s\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "Auto-Submitted: auto-replied\r\n"
-        "Message-Id: <dsn-%(failed)s@mx.client.test>\r\n"
-        "MIME-Version: 1.0\r\n"
-        "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-        ' boundary="%(b)s"\r\n\r\n'
-        "--%(b)s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
-        "I'm sorry to have to inform you that your message could not\r\n"
-        "be delivered to one or more recipients.\r\n\r\n"
-        "<%(failed)s>: host mx.client.test said: 550 %(status)s <%(failed)s>:\r\n"
-        "    Recipient address rejected: User unknown\r\n\r\n"
-        "--%(b)s\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.client.test\r\n"
-        "Arrival-Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n\r\n"
-        "Final-Recipient: rfc822; %(failed)s\r\n"
-        "Original-Recipient: rfc822;%(failed)s\r\n"
-        "Action: failed\r\nStatus: %(status)s\r\n"
-        "Remote-MTA: dns; mx.client.test\r\n"
-        "Diagnostic-Code: smtp; 550 %(status)s <%(failed)s>: Recipient address\r\n"
-        "    rejected: User unknown\r\n\r\n"
-        "--%(b)s\r\nContent-Type: message/rfc822\r\n\r\n"
-    ) % {"domain": ALIAS_DOMAIN, "failed": failed, "status": status, "b": boundary}
-    return head.encode() + returned_raw + ("\r\n--%s--\r\n" % boundary).encode()
+    """A delivery report to the test database's bounce address."""
+    return _build_dsn(returned_raw, failed, status, alias_domain=ALIAS_DOMAIN)
 
 
-def mailgate(odoo, admin, raw):
-    """What odoo-mailgate does: message_process over XML-RPC."""
-    models = xmlrpc.client.ServerProxy(odoo.url + "/xmlrpc/2/object", allow_none=True)
-    return models.execute_kw(
-        odoo.db,
-        admin.uid,
-        admin.password,
-        "mail.thread",
-        "message_process",
-        [False, xmlrpc.client.Binary(raw)],
-        {},
-    )
-
-
-def run_bounce_cron(admin):
-    """The bounce notice cron, which runs every minute, run now.
-
-    The gateway only queues a bounce: this cron marks the entry bounced and
-    tells the sender. ("Run Manually": the test servers run no cron thread.)
-    """
-    cron_id = admin.ref("sengerio_mailing.ir_cron_bounce_notices")
-    admin.call("ir.cron", "method_direct_trigger", [cron_id])
+NOTICE_HEADER = "X-Sengerio-Bounce-Notice"
 
 
 def test_hard_bounce_goes_back_to_the_sender(

@@ -152,12 +152,16 @@ class SengerioGeneratedDocument(models.Model):
             where="state IN ('bounced', 'exception')",
         )
         # Access: the entries of the documents a user may read, looked up
-        # from those documents (see _sengerio_access_domain).
-        create_index(
-            self._cr,
-            "sengerio_generated_document__res_model_res_id_index",
-            self._table,
-            ["res_model", "res_id"],
+        # from those documents (see _sengerio_access_condition). It carries
+        # what the list filters, groups and sorts them by, so that counting
+        # them reads the index alone.
+        self.env.cr.execute(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS %s ON %s (res_model, res_id) "
+                "INCLUDE (id, company_id, state, document_type, date)",
+                SQL.identifier("sengerio_generated_document__access_index"),
+                SQL.identifier(self._table),
+            )
         )
 
     # Access ------------------------------------------------------------------
@@ -168,8 +172,8 @@ class SengerioGeneratedDocument(models.Model):
         return self.env.su or self.env.user.has_group(MANAGER_GROUP)
 
     @api.model
-    def _sengerio_access_domain(self, domain=()):
-        """The entries of the documents the user may read, as a domain.
+    def _sengerio_access_condition(self, domain=()):
+        """The entries of the documents the user may read, as a condition.
 
         A user sees an entry exactly when they may read the document it was
         sent for, under that document's own access rights and record rules:
@@ -180,37 +184,40 @@ class SengerioGeneratedDocument(models.Model):
         :param domain: the domain searched; when it only names a few entries
             by id (reading records, checking access), only their documents
             are checked
-        :return: a domain, or None when the user sees every entry
+        :return: an SQL condition on the register's table, or None when the
+            user sees every entry
         """
         if self._sengerio_sees_all():
             return None
         ids = self._sengerio_domain_ids(domain)
         if ids is not None:
-            return [("id", "in", self._sengerio_readable(ids))]
-        branches = []
-        alias = SQL.identifier("sengerio_access")
+            readable = self._sengerio_readable(ids)
+            if not readable:
+                return SQL("FALSE")
+            return SQL("%s IN %s", SQL.identifier(self._table, "id"), tuple(readable))
+        documents = []
         for model_name in self._sengerio_registered_models():
             Model = self.env.get(model_name)
             if Model is None or Model._abstract or not Model.has_access("read"):
                 continue
-            documents = Model.with_context(active_test=False)._search([])
-            branches.append(
-                SQL(
-                    "SELECT %(alias)s.id FROM %(table)s AS %(alias)s "
-                    "WHERE %(alias)s.res_model = %(model)s "
-                    "AND %(alias)s.res_id IN %(documents)s",
-                    alias=alias,
-                    table=SQL.identifier(self._table),
-                    model=model_name,
-                    documents=documents.subselect(),
+            query = Model.with_context(active_test=False)._search([])
+            documents.append(
+                query.subselect(
+                    SQL("%s::varchar", model_name),
+                    SQL.identifier(query.table, "id"),
                 )
             )
-        if not branches:
-            return expression.FALSE_DOMAIN
-        # one branch per model, each looked up from the user's documents
-        # through the (res_model, res_id) index: the cost follows what the
-        # user may see, not the size of the register (bench/register_list.py)
-        return [("id", "in", SQL("(%s)", SQL(" UNION ALL ").join(branches)))]
+        if not documents:
+            return SQL("FALSE")
+        # The documents the user may read, then their entries through the
+        # access index: the cost follows what the user may see, not the size
+        # of the register (bench/register_list.py).
+        return SQL(
+            "(%s, %s) IN (%s)",
+            SQL.identifier(self._table, "res_model"),
+            SQL.identifier(self._table, "res_id"),
+            SQL(" UNION ALL ").join(documents),
+        )
 
     @api.model
     def _sengerio_domain_ids(self, domain):
@@ -281,10 +288,11 @@ class SengerioGeneratedDocument(models.Model):
     def _search(self, domain, offset=0, limit=None, order=None):
         """Only the entries of documents the user may read."""
         self.browse().check_access("read")
-        access = self._sengerio_access_domain(domain)
+        access = self._sengerio_access_condition(domain)
+        query = super()._search(domain, offset=offset, limit=limit, order=order)
         if access is not None:
-            domain = expression.AND([list(domain or []), access])
-        return super()._search(domain, offset=offset, limit=limit, order=order)
+            query.add_where(access)
+        return query
 
     def _check_access(self, operation):
         """Reading an entry needs read access to its document."""
