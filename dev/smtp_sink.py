@@ -4,18 +4,28 @@ Each message is stored under a spool folder as two files sharing a name:
 ``<stamp>.eml`` holds the exact bytes of the DATA phase and ``<stamp>.json``
 the SMTP envelope (MAIL FROM, RCPT TO, peer, time). Run it as a script for
 ``make run``, or start it from Python tests with :class:`SmtpSink`.
+
+With ``--bounce-domain``, it also plays the mail server of a customer domain
+that has no mailboxes: a message to that domain is accepted, then a delivery
+report goes back to the envelope sender (Odoo's bounce address) through
+Odoo's mail gateway, as ``odoo-mailgate`` hands it over (:class:`Bouncer`).
 """
 
 import argparse
 import json
 import logging
 import signal
+import sys
 import threading
 import time
+import xmlrpc.client
 from datetime import datetime, timezone
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from aiosmtpd.controller import Controller
+from flows import build_dsn, message_process
 
 _logger = logging.getLogger("smtp_sink")
 
@@ -23,7 +33,8 @@ _logger = logging.getLogger("smtp_sink")
 class SpoolHandler:
     """aiosmtpd handler writing each envelope to the spool folder."""
 
-    def __init__(self, spool):
+    def __init__(self, spool, bouncer=None):
+        self.bouncer = bouncer
         self.spool = Path(spool)
         self.spool.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -55,14 +66,54 @@ class SpoolHandler:
         _logger.info(
             "stored %s from %s to %s", stamp, envelope.mail_from, envelope.rcpt_tos
         )
+        if self.bouncer:
+            self.bouncer.later(raw, envelope.mail_from, envelope.rcpt_tos)
         return "250 Message accepted for delivery"
+
+
+class Bouncer:
+    """The mail server of a domain without mailboxes, behind the sink.
+
+    It accepts the message (the sink has stored it), then, a moment later,
+    returns an RFC 3464 report (``5.1.1``, the address does not exist) with
+    the message to the envelope sender, through Odoo's mail gateway
+    (``message_process`` over XML-RPC, what ``odoo-mailgate`` does).
+    """
+
+    def __init__(self, domain, url, db, login="admin", password="admin", delay=1.0):
+        self.domain = domain.lower()
+        self.url, self.db = url, db
+        self.login, self.password = login, password
+        self.delay = delay
+
+    def later(self, raw, mail_from, rcpt_tos):
+        failed = [r for r in rcpt_tos if r.lower().endswith("@" + self.domain)]
+        if failed and mail_from and "@" in mail_from:
+            thread = threading.Thread(
+                target=self.bounce, args=(raw, mail_from, failed), daemon=True
+            )
+            thread.start()
+
+    def bounce(self, raw, mail_from, failed):
+        time.sleep(self.delay)
+        alias_domain = mail_from.rpartition("@")[2]
+        for rcpt in failed:
+            report = build_dsn(raw, rcpt, alias_domain=alias_domain)
+            try:
+                common = xmlrpc.client.ServerProxy(self.url + "/xmlrpc/2/common")
+                uid = common.authenticate(self.db, self.login, self.password, {})
+                message_process(self.url, self.db, uid, self.password, report)
+            except (OSError, xmlrpc.client.Error) as error:
+                _logger.warning("could not return the bounce of %s: %s", rcpt, error)
+            else:
+                _logger.info("returned a bounce for %s to %s", rcpt, mail_from)
 
 
 class SmtpSink:
     """Start and stop an aiosmtpd sink on 127.0.0.1 in a background thread."""
 
-    def __init__(self, spool, port=0, host="127.0.0.1"):
-        self.handler = SpoolHandler(spool)
+    def __init__(self, spool, port=0, host="127.0.0.1", bouncer=None):
+        self.handler = SpoolHandler(spool, bouncer)
         self.host = host
         self.port = port
         self.controller = None
@@ -119,10 +170,21 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--spool", default="var/mail")
+    parser.add_argument(
+        "--bounce-domain",
+        help="answer every message to this domain with a delivery report "
+        "through Odoo's mail gateway (needs --odoo-url and --odoo-db)",
+    )
+    parser.add_argument("--odoo-url", default="http://127.0.0.1:8069")
+    parser.add_argument("--odoo-db")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s smtp-sink %(message)s")
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    sink = SmtpSink(args.spool, port=args.port, host=args.host).start()
+    bouncer = None
+    if args.bounce_domain:
+        bouncer = Bouncer(args.bounce_domain, args.odoo_url, args.odoo_db)
+    sink = SmtpSink(args.spool, port=args.port, host=args.host, bouncer=bouncer)
+    sink.start()
     _logger.info("listening on %s:%s, storing in %s", args.host, sink.port, args.spool)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
