@@ -29,11 +29,11 @@ bench-bounce:  ## benchmark: 1,000 DSNs through the mail gateway, vanilla Odoo v
 
 .PHONY: screenshots
 screenshots:  ## the README screenshots, taken by the browser tests into docs/screenshots/
-	bash -c 'source dev/setup.sh && setup_all && SENGERIO_SCREENSHOTS="$$ROOT/docs/screenshots" "$$PY" -m pytest tests/test_browser.py -q -p no:cacheprovider'
+	bash -c 'source dev/setup.sh && setup_all && SENGERIO_SCREENSHOTS="$$ROOT/docs/screenshots" "$$PY" -m pytest tests/test_browser.py tests/test_demo_seed_e2e.py -q -p no:cacheprovider'
 
 .PHONY: bench-scaleout
 bench-scaleout:  ## benchmark: 2,000 queued document emails drained by 1 vs 2 Odoo servers
 	bash -c 'source dev/setup.sh && setup_all && "$$PY" bench/scale_out.py $(BENCH_ARGS)'
 
-clean-db:  ## drop the demo database (the next `make run` recreates it)
-	bash -c 'source dev/common.sh && dropdb --if-exists "$$DEMO_DB"'
+clean-db:  ## drop the demo database and its files (the next `make run` recreates and seeds it)
+	bash -c 'source dev/common.sh && dropdb --if-exists "$$DEMO_DB" && rm -rf "$${XDG_DATA_HOME:-$$HOME/.local/share}/Odoo/filestore/$$DEMO_DB"'

@@ -13,8 +13,10 @@ ODOO_HTTP_PORT="${ODOO_HTTP_PORT:-8069}"
 SMTP_PORT="${SMTP_PORT:-2525}"
 ALIAS_DOMAIN="${ALIAS_DOMAIN:-sengerio.localhost}"
 DEMO_DB="${DEMO_DB:-sengerio_demo}"
+# the demo customer domain whose mail server bounces (dev/seed_demo.py)
+BOUNCE_DOMAIN="${BOUNCE_DOMAIN:-nowhere.example}"
 ADDONS_PATH="$ODOO_SRC/addons,$ODOO_SRC/odoo/addons,$ROOT"
-export ROOT ODOO_SRC VENV PY VAR ODOO_HTTP_PORT SMTP_PORT ALIAS_DOMAIN DEMO_DB ADDONS_PATH
+export ROOT ODOO_SRC VENV PY VAR ODOO_HTTP_PORT SMTP_PORT ALIAS_DOMAIN DEMO_DB ADDONS_PATH BOUNCE_DOMAIN
 
 log() { printf '[sengerio] %s\n' "$*" >&2; }
 die() { printf '[sengerio] error: %s\n' "$*" >&2; exit 1; }

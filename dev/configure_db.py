@@ -2,7 +2,8 @@
 
 Runs inside ``odoo-bin shell`` (``env`` is provided by the shell). Idempotent:
 running it again updates the same records instead of creating new ones.
-Settings come from the environment: SMTP_PORT, ALIAS_DOMAIN.
+Settings come from the environment: SMTP_PORT, ALIAS_DOMAIN, and ODOO_URL
+(where the server will listen: wkhtmltopdf fetches the reports' styles there).
 """
 
 import os
@@ -39,6 +40,9 @@ if server:
     server.write(server_vals)
 else:
     server = MailServer.create(server_vals)
+odoo_url = os.environ.get("ODOO_URL")
+if odoo_url:
+    env["ir.config_parameter"].sudo().set_param("report.url", odoo_url)  # noqa: F821
 env.cr.commit()  # noqa: F821
 print(
     "configured: alias domain %s (bounce %s), SMTP server 127.0.0.1:%s"
