@@ -150,7 +150,14 @@ def staff(admin, token, italian):
         "purchase": create_user(
             admin, token, "Bruno Ferri", ["purchase.group_purchase_user"]
         ),
-        "italian": create_user(admin, token, "Lucia Romano", [sales], "it_IT"),
+        # she reads her colleagues' documents: Sales / User: All Documents
+        "italian": create_user(
+            admin,
+            token,
+            "Lucia Romano",
+            ["sales_team.group_sale_salesman_all_leads"],
+            "it_IT",
+        ),
         "admin": User("admin", "admin", "Mitchell Admin", None),
     }
 
