@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # `make run`: Odoo 18 with sengerio_mailing on a demo database, mail going to
 # a local SMTP sink that stores every message under var/mail/.
+# `make run MAIL=real`: mail going to the mail chain instead (dev/mailchain.py:
+# a private Postfix and Dovecot), bounces fetched back over IMAP.
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_all
 cd "$ROOT"
 
 port_free "$ODOO_HTTP_PORT" || die "port $ODOO_HTTP_PORT is busy: stop the other Odoo first or set ODOO_HTTP_PORT"
 port_free "$SMTP_PORT" || die "port $SMTP_PORT is busy: stop the other SMTP sink first or set SMTP_PORT"
+MAIL="${MAIL:-sink}"
+IMAP_PORT="${IMAP_PORT:-2143}"
+case "$MAIL" in
+sink) ;;
+real) port_free "$IMAP_PORT" || die "port $IMAP_PORT is busy: set IMAP_PORT" ;;
+*) die "MAIL=$MAIL: use MAIL=sink (the default) or MAIL=real" ;;
+esac
 
 pids=()
 cleanup() {
@@ -17,9 +26,23 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$VAR/mail"
-"$PY" dev/smtp_sink.py --port "$SMTP_PORT" --spool "$VAR/mail" &
-pids+=($!)
+if [ "$MAIL" = real ]; then
+    ready="$VAR/mailchain.ready"
+    rm -f "$ready"
+    "$PY" dev/mailchain.py --dir "$VAR/mailchain" --alias-domain "$ALIAS_DOMAIN" \
+        --smtp-port "$SMTP_PORT" --imap-port "$IMAP_PORT" --ready-file "$ready" &
+    pids+=($!)
+    for _ in $(seq 120); do
+        [ -f "$ready" ] && break
+        kill -0 "${pids[-1]}" 2>/dev/null || die "the mail chain did not start, see $VAR/mailchain/log/"
+        sleep 0.5
+    done
+    [ -f "$ready" ] || die "the mail chain did not start, see $VAR/mailchain/log/"
+else
+    mkdir -p "$VAR/mail"
+    "$PY" dev/smtp_sink.py --port "$SMTP_PORT" --spool "$VAR/mail" &
+    pids+=($!)
+fi
 
 if module_installed "$DEMO_DB" sengerio_mailing; then
     log "updating sengerio_mailing on $DEMO_DB"
@@ -30,12 +53,21 @@ else
 fi
 SMTP_PORT="$SMTP_PORT" ALIAS_DOMAIN="$ALIAS_DOMAIN" \
     odoo_bin shell -d "$DEMO_DB" --no-http --log-level=warn <dev/configure_db.py
+mail_note="Sent mail lands in $VAR/mail/ (<stamp>.eml + <stamp>.json envelope)."
+if [ "$MAIL" = real ]; then
+    eval "$("$PY" dev/mailchain.py --print-settings)"
+    IMAP_PORT="$IMAP_PORT" ALIAS_DOMAIN="$ALIAS_DOMAIN" MAILCHAIN_PASSWORD="$MAILCHAIN_PASSWORD" \
+        AGENCY_DOMAIN="$AGENCY_DOMAIN" CUSTOMER_DOMAIN="$CUSTOMER_DOMAIN" \
+        odoo_bin shell -d "$DEMO_DB" --no-http --log-level=warn <dev/configure_mailchain.py
+    mail_note="Mail goes through Postfix at 127.0.0.1:$SMTP_PORT into the IMAP mailboxes
+  above (Dovecot at 127.0.0.1:$IMAP_PORT); logs in $VAR/mailchain/log/."
+fi
 
 cat >&2 <<MSG
 
   Odoo is starting at http://localhost:$ODOO_HTTP_PORT
   Log in as admin / admin (demo salesperson: demo / demo).
-  Sent mail lands in $VAR/mail/ (<stamp>.eml + <stamp>.json envelope).
+  $mail_note
   Stop with Ctrl-C.
 
 MSG
