@@ -224,6 +224,7 @@ class MailChain:
         for tool in ("postfix", "dovecot", "script"):
             if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin"):
                 raise RuntimeError("%s is missing: run dev/setup.sh" % tool)
+        self._stop_stale()
         if self.dir.exists():
             shutil.rmtree(self.dir)
         user = pwd.getpwnam(MAIL_USER)
@@ -241,7 +242,18 @@ class MailChain:
         os.chown(self.dir / "mail", user.pw_uid, user.pw_gid)
         self._write_config()
         self._postfix("check")
-        self._spawn("postfix", ["postfix", "-c", str(self.dir / "postfix"), "start-fg"])
+        # the master itself, not ``postfix start-fg`` (a shell around it): so
+        # that it is the process that gets SIGTERM when this one dies
+        daemons = subprocess.run(
+            ["postconf", "-c", str(self.dir / "postfix"), "-h", "daemon_directory"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        self._spawn(
+            "postfix",
+            [str(Path(daemons) / "master"), "-c", str(self.dir / "postfix"), "-d"],
+        )
         self._spawn(
             "dovecot",
             ["dovecot", "-F", "-c", str(self.dir / "dovecot" / "dovecot.conf")],
@@ -255,6 +267,23 @@ class MailChain:
                     raise RuntimeError("%s did not start:\n%s" % (name, log[-3000:]))
                 time.sleep(0.2)
         return self
+
+    def _stop_stale(self):
+        """Stop a Postfix master left running in this folder by a run that
+        was killed: it changes its group ID while starting, which cancels the
+        signal it would have got when its parent died."""
+        pid_file = self.dir / "queue" / "pid" / "master.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            cmdline = Path("/proc/%s/cmdline" % pid).read_bytes()
+        except (OSError, ValueError, IndexError):
+            return
+        if str(self.dir / "postfix").encode() not in cmdline:
+            return  # that pid is someone else's now
+        self._postfix("abort", check=False)
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def _spawn(self, name, cmd):
         log = open(self.dir / "log" / ("%s.out" % name), "ab")  # noqa: SIM115

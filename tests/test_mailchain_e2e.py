@@ -211,8 +211,13 @@ def wait_report(chain, email, subject="Undelivered Mail Returned to Sender"):
 def fetch_bounces(chain, admin, uid):
     """Odoo's fetchmail cron takes the bounce mailbox; ``uid`` is then seen."""
     run_cron(admin, FETCHMAIL_CRON)
-    [flags] = [f for u, f, _raw in chain.messages(chain.bounce_email) if u == uid]
-    assert "\\Seen" in flags, "the fetchmail cron did not take the report"
+    deadline = time.monotonic() + 60
+    while True:
+        [flags] = [f for u, f, _raw in chain.messages(chain.bounce_email) if u == uid]
+        if "\\Seen" in flags:
+            return
+        assert time.monotonic() < deadline, "the fetchmail cron did not take it"
+        time.sleep(0.5)
 
 
 def notices(chain, email):
