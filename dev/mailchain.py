@@ -17,8 +17,9 @@ is the address, the password :data:`PASSWORD`. The bounce address is either a
 mailbox (for Odoo's Incoming Mail Server) or piped into Odoo's own
 ``odoo-mailgate.py`` (:meth:`MailChain.route_bounces`).
 
-Both run as root, in the foreground, as children of this process (they get
-SIGTERM when it dies), with their configuration, queue, mail and logs in one
+Both run as root, in the foreground, as children of this process (Dovecot
+gets SIGTERM when it dies; a Postfix left running by a killed run is stopped
+at the next start), with their configuration, queue, mail and logs in one
 folder, generated from the templates in ``dev/mailchain/``. Run this file to
 start the chain by hand (``make run MAIL=real`` does).
 """
@@ -242,8 +243,8 @@ class MailChain:
         os.chown(self.dir / "mail", user.pw_uid, user.pw_gid)
         self._write_config()
         self._postfix("check")
-        # the master itself, not ``postfix start-fg`` (a shell around it): so
-        # that it is the process that gets SIGTERM when this one dies
+        # the master itself, not ``postfix start-fg`` (a shell around it):
+        # its process is then ours to wait for
         daemons = subprocess.run(
             ["postconf", "-c", str(self.dir / "postfix"), "-h", "daemon_directory"],
             capture_output=True,
@@ -352,23 +353,6 @@ class MailChain:
         self.mailgate = mailgate
         self._write_config()
         self._postfix("reload")
-
-    def flush(self):
-        """Retry deferred mail now (``postqueue -f``)."""
-        subprocess.run(
-            ["postqueue", "-c", str(self.dir / "postfix"), "-f"], check=True, timeout=60
-        )
-
-    def queue(self):
-        """The queue IDs of the mail Postfix still holds."""
-        out = subprocess.run(
-            ["postqueue", "-c", str(self.dir / "postfix"), "-j"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        return re.findall(r'"queue_id": "([0-9A-Za-z]+)"', out)
 
     def log(self, name="postfix"):
         path = self.dir / "log" / ("%s.log" % name)
