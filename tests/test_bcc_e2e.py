@@ -33,6 +33,23 @@ def send_with_composer(client, model, record_id, action_method, context=None):
     client.call("mail.compose.message", "action_send_mail", [wizard_id], context=ctx)
 
 
+def send_rfq(client, vendor_id, product_id):
+    """A request for quotation, created by ``client`` and sent with Send."""
+    po_id = client.call(
+        "purchase.order",
+        "create",
+        {
+            "partner_id": vendor_id,
+            "user_id": client.uid,
+            "order_line": [(0, 0, {"product_id": product_id, "product_qty": 3})],
+        },
+    )
+    send_with_composer(
+        client, "purchase.order", po_id, "action_rfq_send", {"send_rfq": True}
+    )
+    return po_id
+
+
 def send_invoice(client, move_id):
     ctx = {"active_model": "account.move", "active_ids": [move_id]}
     wizard_id = client.call("account.move.send.wizard", "create", {}, context=ctx)
@@ -159,19 +176,7 @@ def test_supplier_document(odoo, admin, purchaser, product_id, mailbox, unique):
     vendor_id = admin.call(
         "res.partner", "create", {"name": "Vendor %s" % unique, "email": email}
     )
-    buyer = odoo.client(purchaser, purchaser)
-    po_id = buyer.call(
-        "purchase.order",
-        "create",
-        {
-            "partner_id": vendor_id,
-            "user_id": buyer.uid,
-            "order_line": [(0, 0, {"product_id": product_id, "product_qty": 3})],
-        },
-    )
-    send_with_composer(
-        buyer, "purchase.order", po_id, "action_rfq_send", {"send_rfq": True}
-    )
+    po_id = send_rfq(odoo.client(purchaser, purchaser), vendor_id, product_id)
 
     received = received_for(mailbox, email)
     assert_true_bcc(received, email, email_of(purchaser))
