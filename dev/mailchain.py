@@ -34,8 +34,10 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,18 +88,26 @@ def odoo_mailgate_script(odoo_src):
 def _descendants(pid):
     """The pids of every process below ``pid``."""
     children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        children.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
     return found
+
+
+def _reachable_by_all(path):
+    """Whether every folder above ``path`` lets other users through."""
+    for parent in Path(path).parents:
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True
 
 
 def _alive(pid):
@@ -127,6 +137,11 @@ class MailChain:
         queue_lifetime="45s",
     ):
         self.dir = Path(directory).resolve()
+        self._own_tmp = False
+        if not _reachable_by_all(self.dir):
+            # Dovecot and the pipe run as MAIL_USER, who must reach the files
+            self.dir = Path(tempfile.mkdtemp(prefix="sengerio_mailchain_"))
+            self._own_tmp = True
         self.alias_domain = alias_domain
         self.smtp_port = smtp_port or free_port()
         self.imap_port = imap_port or free_port()
@@ -174,8 +189,8 @@ class MailChain:
                 # the system's Python: the pipe runs as MAIL_USER, who may
                 # not read a virtualenv in root's home
                 "/usr/bin/python3",
-                str(MAILGATE_SHIM),
-                str(self.mailgate["script"]),
+                str(self.dir / MAILGATE_SHIM.name),
+                str(self.dir / "odoo-mailgate.py"),
                 "--host", "127.0.0.1", "--port", str(self.mailgate["port"]),
                 "-d", self.mailgate["db"], "-u", str(self.mailgate["uid"]),
                 "-p", self.mailgate["password"],
@@ -241,6 +256,7 @@ class MailChain:
             (self.dir / sub).mkdir(parents=True)
         shutil.chown(self.dir / "postfix-data", "postfix", "postfix")
         os.chown(self.dir / "mail", user.pw_uid, user.pw_gid)
+        shutil.copy(MAILGATE_SHIM, self.dir / MAILGATE_SHIM.name)
         self._write_config()
         self._postfix("check")
         # the master itself, not ``postfix start-fg`` (a shell around it):
@@ -323,6 +339,8 @@ class MailChain:
         while self._running() and time.monotonic() < deadline + 10:
             time.sleep(0.2)
         self._procs = {}
+        if self._own_tmp:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def _running(self):
         return [pid for pid in self._children if _alive(pid)]
@@ -351,6 +369,9 @@ class MailChain:
             transport), or ``None`` for the mailbox
         """
         self.mailgate = mailgate
+        if mailgate:
+            # beside the chain's files, where MAIL_USER can read it
+            shutil.copy(mailgate["script"], self.dir / "odoo-mailgate.py")
         self._write_config()
         self._postfix("reload")
 
