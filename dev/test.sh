@@ -43,6 +43,7 @@ lint() { # lint NAME CMD...
 lint "ruff-check" "$VENV/bin/ruff" check .
 lint "ruff-format" "$VENV/bin/ruff" format --check .
 lint "pylint-odoo" "$VENV/bin/pylint" --rcfile=.pylintrc-mandatory sengerio_mailing
+lint "readme" "$PY" dev/gen_readme.py --check
 
 # 2. Odoo tests ------------------------------------------------------------
 dropdb --if-exists "$TEST_DB" 2>/dev/null || true
