@@ -88,6 +88,9 @@ def login(chromium, odoo, request):
     for n, context in enumerate(contexts):
         for page in context.pages:
             name = "%s-%s" % (request.node.name, n)
+            # a test may end on a page that is still loading (Settings
+            # reload the web client when saved): keep it once it has loaded
+            page.wait_for_load_state()
             page.screenshot(path=shots / (name + ".png"))
             (shots / (name + ".html")).write_text(page.content())
         context.close()
