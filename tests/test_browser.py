@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import VAR, Mailbox
 from mailcheck import assert_true_bcc, pdf_attachments
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 from PyPDF2 import PdfReader
 from test_bcc_e2e import (
@@ -92,8 +93,18 @@ def login(chromium, odoo, request):
             # reload the web client when saved): keep it once it has loaded
             page.wait_for_load_state()
             page.screenshot(path=shots / (name + ".png"))
-            (shots / (name + ".html")).write_text(page.content())
+            (shots / (name + ".html")).write_text(_page_content(page))
         context.close()
+
+
+def _page_content(page, attempts=3):
+    """The page's HTML, once it stops navigating."""
+    for _attempt in range(attempts - 1):
+        try:
+            return page.content()
+        except PlaywrightError:
+            page.wait_for_load_state()
+    return page.content()
 
 
 @pytest.fixture(scope="module")
