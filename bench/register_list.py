@@ -50,25 +50,32 @@ always 0 when the run completes: the targets are only reported.
 """
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import psycopg2
-from psycopg2.extensions import AsIs
-
-ROOT = Path(__file__).resolve().parent.parent
-ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
-ADDONS_PATH = ",".join(
-    [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons"), str(ROOT)]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dev"))
+from driver import (  # noqa: E402
+    ADDONS_PATH,
+    LOG_DIR,
+    REGISTER_TABLES,
+    ROOT,
+    addon_revision,
+    copy_db,
+    db_exists,
+    drop_db,
+    fill_register,
+    odoo_cmd,
+    psql,
+    run_logged,
 )
-LOG_DIR = ROOT / "var" / "bench"
-RESULT_PREFIX = "BENCH_RESULT "
+from driver import odoo_shell as driver_shell  # noqa: E402
+from driver import (
+    result as shell_result,
+)
 
+ADDONS_PATH.append(str(ROOT))
 MODEL = "sengerio.generated.document"
 TABLES = ("sengerio_generated_document", "sengerio_generated_document_recipient")
 RATIO_TARGET = 1.5
@@ -92,76 +99,12 @@ def say(msg, *args):
     print("[bench] " + (msg % args if args else msg), file=sys.stderr, flush=True)
 
 
-def odoo_cmd(*args):
-    # The "--addons-path=" form must come first so subcommands (shell) work.
-    odoo_bin = str(ODOO_SRC / "odoo-bin")
-    return [sys.executable, odoo_bin, "--addons-path=" + ADDONS_PATH, *args]
-
-
-def run_logged(cmd, log_name, stdin_text=None, timeout=7200):
-    """Run a command, append its output to ``var/bench/<log_name>.log``."""
-    log_path = LOG_DIR / (log_name + ".log")
-    proc = subprocess.run(
-        cmd,
-        input=stdin_text,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    with open(log_path, "a") as log:
-        log.write("$ %s\n%s%s\n" % (" ".join(cmd), proc.stdout, proc.stderr))
-    if proc.returncode:
-        raise RuntimeError("%s failed, see %s" % (" ".join(cmd[2:5]), log_path))
-    return proc.stdout
-
-
 def odoo_shell(db, step, **kwargs):
-    """Run ``step(env, **kwargs)`` of this module in an ``odoo-bin shell``.
-
-    Returns what the step printed after :data:`RESULT_PREFIX`, decoded.
-    """
-    code = (
-        "import json, sys\n"
-        "sys.path.insert(0, %r)\n"
-        "import register_list\n"
-        "register_list.%s(env, **json.loads(%r))\n"
-    ) % (str(Path(__file__).resolve().parent), step, json.dumps(kwargs))
-    cmd = odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn")
-    out = run_logged(cmd, db, stdin_text=code)
-    for line in out.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    raise RuntimeError("no result from %s in %s" % (step, db))
-
-
-def psql(db, sql):
-    return subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-tAc", sql],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-
-
-def db_exists(db):
-    return psql("postgres", "SELECT 1 FROM pg_database WHERE datname = '%s'" % db)
-
-
-def drop_db(db):
-    if db_exists(db):
-        run_logged(odoo_cmd("db", "drop", db), db)
-
-
-def addon_revision():
-    """The checkout's commit, noting uncommitted changes to the addon."""
-
-    def git(*args):
-        cmd = ["git", "-C", str(ROOT), *args]
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
-
-    revision = git("rev-parse", "--short", "HEAD") or "unknown commit"
-    if git("status", "--porcelain", "--", "sengerio_mailing"):
-        revision += " + uncommitted changes"
-    return revision
+    """Run ``step(env, **kwargs)`` of this module in an ``odoo-bin shell``."""
+    found = driver_shell(db, "register_list", step, **kwargs)
+    if found is None:
+        raise RuntimeError("no result from %s in %s" % (step, db))
+    return found
 
 
 def prepare_base(base):
@@ -177,173 +120,6 @@ def prepare_base(base):
         base,
     )  # fmt: skip
     return odoo_shell(base, "odoo_setup")
-
-
-def fill_register(db, size, people):
-    """Insert ``size`` entries and one recipient line each, with plain SQL."""
-    start = time.monotonic()
-    conn = psycopg2.connect(dbname=db)
-    try:
-        with conn, conn.cursor() as cr:
-            # no foreign key triggers (like pg_restore --disable-triggers): the
-            # ids all come from this database
-            cr.execute("SET LOCAL session_replication_role = replica")
-            cr.execute("SELECT count(*) FROM sengerio_generated_document")
-            if cr.fetchone()[0]:
-                raise RuntimeError("%s already has generated documents" % db)
-            cr.execute("SELECT setseed(0.42)")
-            cr.execute(INSERT_DOCUMENTS, dict(people, **KIND_PARAMS, count=size))
-            cr.execute(INSERT_RECIPIENTS, people)
-            # the addon's counts follow the register (its triggers fire also
-            # in replica mode): check it, the list's counts rely on them
-            cr.execute(
-                "SELECT (SELECT count(*) FROM sengerio_generated_document), "
-                "(SELECT COALESCE(sum(count), 0) "
-                "FROM sengerio_generated_document_count)"
-            )
-            entries, counted = cr.fetchone()
-            if entries != counted:
-                raise RuntimeError(
-                    "%s: %s entries but %s counted" % (db, entries, counted)
-                )
-        conn.autocommit = True
-        with conn.cursor() as cr:
-            for table in TABLES:
-                cr.execute("VACUUM (ANALYZE) %s" % table)
-    finally:
-        conn.close()
-    # No synchronous_commit=off above: VACUUM only marks a page all-visible
-    # (what index-only scans need) once its rows' commit is flushed.
-    return time.monotonic() - start
-
-
-# Kinds of documents: type, model, reference prefix, label; cumulated shares.
-KINDS = (
-    ("quotation", "sale.order", "S", "quotation", 0.28),
-    ("booking_confirmation", "sale.order", "S", "booking confirmation", 0.45),
-    ("invoice", "account.move", "INV/", "invoice", 0.75),
-    ("credit_note", "account.move", "RINV/", "credit note", 0.80),
-    ("supplier_document", "purchase.order", "P", "purchase order", 0.95),
-    ("other", "res.partner", "C", "document", 1.00),
-)
-
-# Pseudo-random but repeatable: setseed() then random() in one sequential scan.
-INSERT_DOCUMENTS = """
-WITH g AS MATERIALIZED (
-    SELECT
-        i, random() AS r_type, random() AS r_state, random() AS r_date,
-        1 + floor(random() * %(agents)s)::int AS agent,
-        CASE WHEN random() < 0.8 THEN 1 ELSE 2 END AS company
-    FROM generate_series(1, %(count)s) AS i
-), d AS (
-    SELECT
-        g.i, g.r_date, g.agent, g.company,
-        %(kind_case)s AS kind,
-        CASE
-            WHEN g.i > %(count)s * 0.9995 THEN 'outgoing'
-            WHEN g.r_state < 0.02 THEN 'bounced'
-            WHEN g.r_state < 0.03 THEN 'exception'
-            WHEN g.r_state < 0.032 THEN 'cancel'
-            ELSE 'sent'
-        END AS state,
-        (%(customer_names)s::text[])[1 + (g.i::bigint * 7919) %% %(customers)s]
-            AS customer_name,
-        (%(customer_emails)s::text[])[1 + (g.i::bigint * 7919) %% %(customers)s]
-            AS customer_email,
-        (%(agent_emails)s::text[])[g.agent] AS agent_email,
-        (%(company_names)s::text[])[g.company] AS company_name
-    FROM g
-)
-INSERT INTO sengerio_generated_document (
-    document_type, res_model, res_id, res_name, message_id, subject, body_html,
-    author_id, author_email, user_id, bcc_email, has_bcc, recipient_names,
-    date, company_id, state, failure_reason, bounce_rate,
-    create_uid, write_uid, create_date, write_date
-)
-SELECT
-    (%(kind_types)s::text[])[d.kind],
-    (%(kind_models)s::text[])[d.kind],
-    d.i,
-    (%(kind_prefixes)s::text[])[d.kind] || lpad(d.i::text, 7, '0'),
-    format('<%%s.%%s-bench@sengerio.localhost>', d.i, md5(d.i::text)),
-    format(
-        '%%s %%s (Ref %%s%%s)', d.company_name,
-        initcap((%(kind_labels)s::text[])[d.kind]),
-        (%(kind_prefixes)s::text[])[d.kind], lpad(d.i::text, 7, '0')
-    ),
-    format(
-        '<div><p>Dear %%s,</p><p>Here is your %%s <strong>%%s%%s</strong> '
-        'amounting to <strong>%%s EUR</strong>.</p>%%s'
-        '<p>Best regards,<br/>%%s</p></div>',
-        d.customer_name, (%(kind_labels)s::text[])[d.kind],
-        (%(kind_prefixes)s::text[])[d.kind], lpad(d.i::text, 7, '0'),
-        round((d.i %% 9973) * 3.17, 2),
-        repeat('<p>Do not hesitate to contact us if you have any question '
-               'about this document or your booking.</p>', 8),
-        (%(agent_names)s::text[])[d.agent]
-    ),
-    (%(agent_partners)s::int[])[d.agent],
-    d.agent_email,
-    (%(agent_users)s::int[])[d.agent],
-    CASE WHEN d.kind < %(other_kind)s THEN d.agent_email END,
-    d.kind < %(other_kind)s,
-    d.customer_name,
-    now()::timestamp(0) - interval '1095 days'
-        + (d.i - 1) * (interval '1095 days' / %(count)s)
-        + d.r_date * interval '1 hour',
-    (%(company_ids)s::int[])[d.company],
-    d.state,
-    CASE d.state
-        WHEN 'bounced' THEN d.customer_email || ': The address does not exist '
-            '(5.1.1 550 5.1.1 User unknown)'
-        WHEN 'exception' THEN d.customer_email || ': The outgoing mail server '
-            'could not be reached.'
-        WHEN 'cancel' THEN d.customer_email || ': The address is on the blacklist.'
-    END,
-    CASE WHEN d.state = 'bounced' THEN 100.0 ELSE 0.0 END,
-    (%(agent_users)s::int[])[d.agent],
-    (%(agent_users)s::int[])[d.agent],
-    now()::timestamp(0) - interval '1095 days'
-        + (d.i - 1) * (interval '1095 days' / %(count)s),
-    now()::timestamp(0) - interval '1095 days'
-        + (d.i - 1) * (interval '1095 days' / %(count)s)
-FROM d
-"""
-KIND_PARAMS = {
-    # CASE WHEN g.r_type < 0.28 THEN 1 WHEN ... END
-    "kind_case": AsIs(
-        "CASE %s END"
-        % " ".join(
-            "WHEN g.r_type < %s THEN %s" % (kind[4], index + 1)
-            for index, kind in enumerate(KINDS)
-        )
-    ),
-    "kind_types": [kind[0] for kind in KINDS],
-    "kind_models": [kind[1] for kind in KINDS],
-    "kind_prefixes": [kind[2] for kind in KINDS],
-    "kind_labels": [kind[3] for kind in KINDS],
-    "other_kind": len(KINDS),
-}
-
-INSERT_RECIPIENTS = """
-INSERT INTO sengerio_generated_document_recipient (
-    document_id, partner_id, email, state, failure_type, failure_reason,
-    dsn_status, dsn_diagnostic, create_uid, write_uid, create_date, write_date
-)
-SELECT
-    d.id,
-    (%(customer_ids)s::int[])[1 + (d.res_id::bigint * 7919) %% %(customers)s],
-    (%(customer_emails)s::text[])[1 + (d.res_id::bigint * 7919) %% %(customers)s],
-    d.state,
-    CASE d.state WHEN 'bounced' THEN 'mail_bounce' WHEN 'exception' THEN 'mail_smtp'
-                 WHEN 'cancel' THEN 'mail_bl' END,
-    CASE WHEN d.state IN ('bounced', 'exception', 'cancel')
-         THEN split_part(d.failure_reason, ': ', 2) END,
-    CASE WHEN d.state = 'bounced' THEN '5.1.1' END,
-    CASE WHEN d.state = 'bounced' THEN '550 5.1.1 User unknown' END,
-    d.create_uid, d.create_uid, d.date, d.date
-FROM sengerio_generated_document d
-"""
 
 
 def reusable(db, size):
@@ -365,15 +141,14 @@ def update_kept(db):
         ),
         db,
     )  # fmt: skip
-    for table in TABLES:
+    for table in REGISTER_TABLES:
         psql(db, "VACUUM (ANALYZE) %s" % table)
 
 
 def prepare_sized(base, db, size, people):
     """``db``: a copy of ``base`` with ``size`` entries."""
-    drop_db(db)
     (LOG_DIR / (db + ".log")).unlink(missing_ok=True)
-    run_logged(odoo_cmd("db", "duplicate", "-f", base, db), db)
+    copy_db(base, db)
     seconds = fill_register(db, size, people)
     say("%s: %s entries inserted, vacuumed and analyzed in %.1f s", db, size, seconds)
 
@@ -566,10 +341,6 @@ def main():
 # ---------------------------------------------------------------------------
 
 
-def _result(value):
-    print(RESULT_PREFIX + json.dumps(value), flush=True)
-
-
 def odoo_setup(env):
     """A second company, agents, customers and the two measured users."""
     from odoo import Command
@@ -613,7 +384,7 @@ def odoo_setup(env):
             }
         )
     env.cr.commit()
-    _result(
+    shell_result(
         {
             "company_ids": [main.id, other.id],
             "company_names": [main.name, other.name],
@@ -873,7 +644,7 @@ def odoo_measure(env, repeat, plans):
                             "scans": scans,
                             "seq_scans": seq_scans,
                         }
-    _result(results)
+    shell_result(results)
 
 
 if __name__ == "__main__":
