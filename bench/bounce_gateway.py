@@ -1197,7 +1197,7 @@ def _explain(env, field, value):
 
 def _lookup(Register, field, value):
     """The lookup the gateway makes for the Message-Id a report returns."""
-    return Register.env["mail.thread"]._sengerio_bounced_entry([value])
+    return Register.env["mail.thread"]._sengerio_bounced_entry([value], "")
 
 
 def _time_lookups(Register, field, values, passes=3):

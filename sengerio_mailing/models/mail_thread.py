@@ -4,7 +4,6 @@ import xmlrpc.client
 
 from odoo import api, models
 from odoo.tools import SQL, email_normalize, email_normalize_all, plaintext2html
-from odoo.tools.query import Query
 
 from .. import bounce, policy
 
@@ -147,9 +146,10 @@ class MailThread(models.AbstractModel):
                 msg_id,
             )
             return {}
-        entry = self._sengerio_bounced_entry(report.message_ids)
+        key = self._sengerio_report_key(email_message, report)
+        found = self._sengerio_bounced_entry(report.message_ids, key)
         message = odoo_values.get("bounced_message")
-        if not entry and not (message and message.sudo().sengerio_document_type):
+        if not found and not (message and message.sudo().sengerio_document_type):
             # no document's email: Odoo's own handling, as Odoo does it
             _logger.info(
                 "Generated Documents: %s is about %s, which is no generated document",
@@ -157,33 +157,41 @@ class MailThread(models.AbstractModel):
                 ", ".join(report.message_ids) or "no email it returns",
             )
             return {}
-        if report.kind not in ("failed", "delayed") or not entry:
+        values = self._sengerio_no_blame()
+        if report.kind not in ("failed", "delayed") or not found:
             # an auto-reply, or a report that only names the document's email
             # in its own References or text: nobody is blamed
             _logger.info(
                 "Generated Documents: %s names %s, but is %s: nobody marked bounced",
                 msg_id,
-                message.message_id if message else entry.message_id,
+                found["message_id"] if found else message.message_id,
                 {
                     "autoreply": "an auto-reply",
                     "none": "no report of a failure",
                 }.get(report.kind, "no report returning that email"),
             )
-            return self._sengerio_no_blame()
-        values = self._sengerio_no_blame()
-        reason = self._sengerio_unbelievable(email_message, message_dict)
+            return values
+        about = found["message_id"]
+        reason = self._sengerio_unbelievable(email_message, found["bounce_emails"])
         if reason:
             _logger.warning(
                 "Generated Documents: report %s about %s ignored: %s",
                 msg_id,
-                entry.message_id,
+                about,
                 reason,
             )
             return values
-        envelope = self._sengerio_envelope(entry)
+        if found["known"]:
+            _logger.info(
+                "Generated Documents: report %s about %s was already handled",
+                msg_id,
+                about,
+            )
+            return values
+        envelope = {email_normalize(e) for e in found["envelope"] if e}
+        envelope = (envelope | {found["bcc_email"]}) - {False, None}
         believed, strangers = [], []
-        wanted = report.failed if report.kind == "failed" else report.delayed
-        for recipient in wanted:
+        for recipient in self._sengerio_reported(report):
             address = next((a for a in recipient.addresses if a in envelope), None)
             if address:
                 recipient.email = address
@@ -196,19 +204,11 @@ class MailThread(models.AbstractModel):
                 "ignored for them",
                 msg_id,
                 ", ".join(strangers),
-                entry.message_id,
+                about,
             )
         if not believed:
             return values
-        key = self._sengerio_report_key(email_message, message_dict, report, believed)
-        Notice = self.env["sengerio.bounce.notice"].sudo()
-        if Notice._is_known(entry, key):
-            _logger.info(
-                "Generated Documents: report %s about %s was already handled",
-                msg_id,
-                entry.message_id,
-            )
-            return values
+        entry = self.env["sengerio.generated.document"].sudo().browse(found["id"])
         values["sengerio_bounce"] = {
             "entry": entry,
             "kind": report.kind,
@@ -220,10 +220,9 @@ class MailThread(models.AbstractModel):
             or bounce.message_bytes(email_message),
         }
         customers = [
-            r.email for r in believed if r.is_failure and r.email != entry.bcc_email
+            r.email for r in believed if r.is_failure and r.email != found["bcc_email"]
         ]
         if customers:
-            message = entry.mail_message_id
             partner = (
                 odoo_values.get("bounced_partner")
                 if customers[0] == odoo_values.get("bounced_email")
@@ -234,42 +233,70 @@ class MailThread(models.AbstractModel):
             values.update(
                 bounced_email=customers[0],
                 bounced_partner=partner,
-                bounced_message=message,
+                bounced_message=self.env["mail.message"]
+                .sudo()
+                .browse(found["mail_message_id"]),
                 bounced_msg_ids=report.message_ids,
             )
         return values
 
     @api.model
-    def _sengerio_bounced_entry(self, message_ids):
-        """The entry of the email a report returns, by its Message-Id.
+    def _sengerio_reported(self, report):
+        """The recipients a report is about: the failed, else the delayed."""
+        return report.failed if report.kind == "failed" else report.delayed
 
-        This runs in the mail gateway for every bounce: the query is built
-        directly rather than from a domain, and only the fields the gateway
-        reads are fetched.
+    @api.model
+    def _sengerio_bounced_entry(self, message_ids, key=""):
+        """What the gateway needs to know of the entry a report returns.
+
+        One query for it all (this runs for every bounce; ``bench/
+        bounce_gateway.py`` measures it): the newest entry with the returned
+        Message-Id, the addresses its email was sent to, whether a report
+        with ``key`` was handled already, and the bounce addresses.
+
+        :return: ``{"id", "message_id", "mail_message_id", "bcc_email",
+            "envelope", "known", "bounce_emails"}``, or None
         """
-        Register = self.env["sengerio.generated.document"].sudo()
         if not message_ids:
-            return Register
-        query = Query(self.env, Register._table, Register._table_sql)
-        query.add_where(SQL("message_id IN %s", tuple(message_ids)))
-        query.order = SQL("id DESC")
-        query.limit = 1
-        names = ("bcc_email", "message_id", "mail_message_id")
-        return Register._fetch_query(query, [Register._fields[n] for n in names])
-
-    @api.model
-    def _sengerio_envelope(self, entry):
-        """The addresses the entry's email was sent to (SMTP envelope)."""
-        lines = (
-            self.env["sengerio.generated.document.recipient"]
-            .sudo()
-            .search_fetch([("document_id", "=", entry.id)], ["email"])
+            return None
+        for model in (
+            "sengerio.generated.document",
+            "sengerio.generated.document.recipient",
+            "sengerio.bounce.notice",
+        ):
+            self.env[model].flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT d.id, d.message_id, d.mail_message_id, d.bcc_email,
+                       ARRAY(SELECT r.email
+                               FROM sengerio_generated_document_recipient r
+                              WHERE r.document_id = d.id),
+                       EXISTS(SELECT 1 FROM sengerio_bounce_notice n
+                               WHERE n.document_id = d.id AND n.report_key = %s),
+                       ARRAY(SELECT a.bounce_alias || '@' || a.name
+                               FROM mail_alias_domain a
+                              WHERE a.bounce_alias IS NOT NULL)
+                  FROM sengerio_generated_document d
+                 WHERE d.message_id IN %s
+                 ORDER BY d.id DESC
+                 LIMIT 1
+                """,
+                key,
+                tuple(message_ids),
+            )
         )
-        envelope = {email_normalize(line.email) for line in lines if line.email}
-        return (envelope | {entry.bcc_email}) - {False, None}
+        row = self.env.cr.fetchone()
+        if not row:
+            return None
+        names = (
+            "id", "message_id", "mail_message_id", "bcc_email", "envelope", "known",
+            "bounce_emails",
+        )  # fmt: skip
+        return dict(zip(names, row, strict=True))
 
     @api.model
-    def _sengerio_unbelievable(self, email_message, message_dict):
+    def _sengerio_unbelievable(self, email_message, bounce_emails):
         """Why a report about a document is not believed, if it is not.
 
         A real report comes back to the bounce address, the envelope sender
@@ -277,9 +304,7 @@ class MailThread(models.AbstractModel):
         (``Delivered-To``, ``X-Original-To``, ``Envelope-To``, topmost first)
         say where it was delivered; without them, To and Cc.
         """
-        bounce_emails = set(
-            self.env["mail.alias.domain"].sudo().search([]).mapped("bounce_email")
-        )
+        bounce_emails = {email_normalize(e) for e in bounce_emails}
         for header in ("Delivered-To", "X-Original-To", "Envelope-To"):
             delivered = email_message.get(header)
             if delivered:
@@ -296,19 +321,19 @@ class MailThread(models.AbstractModel):
         if bounce_emails.intersection(visible):
             return False
         return "not sent to the bounce address (%s)" % (
-            message_dict.get("to") or "no recipient"
+            ", ".join(visible) or "no recipient"
         )
 
     @api.model
-    def _sengerio_report_key(self, email_message, message_dict, report, believed):
+    def _sengerio_report_key(self, email_message, report):
         """What makes a report the same report when it comes again.
 
-        Its Message-Id with its kind and recipients; without a Message-Id,
-        its bytes.
+        Its Message-Id with its kind and the addresses it reports; without a
+        Message-Id, its bytes.
         """
         report_id = str(email_message.get("Message-Id") or "").strip()
         if report_id:
-            emails = sorted(r.email for r in believed)
+            emails = sorted(r.email for r in self._sengerio_reported(report))
             text = "|".join([report_id, report.kind, *emails])
             return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
         raw = self.env.cr.precommit.data.get(RAW_MESSAGE_KEY) or bounce.message_bytes(

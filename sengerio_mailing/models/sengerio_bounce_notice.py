@@ -139,12 +139,6 @@ class SengerioBounceNotice(models.Model):
             notice.report = attachment.datas
             notice.report_filename = attachment.name
 
-    def unlink(self):
-        attachments = self._report_attachments()
-        res = super().unlink()
-        attachments.unlink()
-        return res
-
     # Actions ---------------------------------------------------------------
 
     def action_retry(self):
@@ -161,15 +155,6 @@ class SengerioBounceNotice(models.Model):
         return self.document_id.action_open_document()
 
     # The gateway queues ----------------------------------------------------
-
-    @api.model
-    def _is_known(self, document, key):
-        """Whether this report about ``document`` came before."""
-        return bool(
-            self.search_count(
-                [("document_id", "=", document.id), ("report_key", "=", key)], limit=1
-            )
-        )
 
     @api.model
     def _queue(self, document, kind, recipients, report, key, report_message_id):

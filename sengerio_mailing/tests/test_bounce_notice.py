@@ -100,7 +100,7 @@ class TestNoticeNeverLost(BounceCase):
             self._cron()
         self.assertEqual((mail.state, notice.attempts), ("outgoing", 1))
         with self.mock_mail_gateway(mail_unlink_sent=True):
-            self.env["mail.mail"].process_email_queue()
+            self.env["mail.mail"].process_email_queue(ids=[notice.mail_id])
         [email] = self._notice_emails()
         self.assertEqual(email["smtp_to_list"], [SALLY])
         self._cron()
@@ -138,7 +138,7 @@ class TestNoticeNeverLost(BounceCase):
         notice.action_retry()
         self.assertEqual(notice.state, "sending")
         with self.mock_mail_gateway(mail_unlink_sent=True):
-            self.env["mail.mail"].process_email_queue()
+            self.env["mail.mail"].process_email_queue(ids=[notice.mail_id])
         [email] = self._notice_emails()
         self.assertEqual(email["smtp_to_list"], [SALLY])
         self._cron()

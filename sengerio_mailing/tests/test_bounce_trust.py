@@ -144,7 +144,7 @@ class TestBounceTrust(BounceCase):
             side_effect=Thread._sengerio_bounced_entry,
         ) as lookup:
             self._gateway(dsn)
-        [(_self, ids)] = [call.args for call in lookup.call_args_list]
+        [ids] = [call.args[1] for call in lookup.call_args_list]
         self.assertEqual(ids, [self.entry.message_id])
         self.assertBounced()
 
