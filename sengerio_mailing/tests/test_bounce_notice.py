@@ -13,6 +13,9 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 
 from odoo.addons.sengerio_mailing import bounce
+from odoo.addons.sengerio_mailing.models.sengerio_generated_document import (
+    RETENTION_PARAM,
+)
 
 from .common import SengerioMailCommon, build_dsn
 from .test_bounce_trust import CARLA, SALLY, BounceCase
@@ -157,6 +160,27 @@ class TestNoticeNeverLost(BounceCase):
         self.assertEqual((failed.kind, failed.state), ("failed", "done"))
         self.assertTrue(delayed.told_date <= failed.recorded_date)
         self.assertEqual(self.entry.notice_ids, delayed | failed)
+
+    def test_done_reports_follow_the_register_retention(self):
+        self._gateway(self._dsn())
+        self._cron()
+        [notice] = self._notices()
+        self.assertEqual(notice.state, "done")
+        attachment = notice._report_attachments()
+        self.assertTrue(attachment)
+        Notice = self.env["sengerio.bounce.notice"]
+        self.env["ir.config_parameter"].set_param(RETENTION_PARAM, 30)
+        Notice._gc_retention()
+        self.assertTrue(notice.exists(), "a recent report is kept")
+        self.env.cr.execute(
+            "UPDATE sengerio_bounce_notice SET create_date = now() - interval "
+            "'31 days' WHERE id = %s",
+            [notice.id],
+        )
+        self.env.invalidate_all()
+        Notice._gc_retention()
+        self.assertFalse(notice.exists())
+        self.assertFalse(attachment.exists())
 
 
 @tagged("post_install", "-at_install", "sengerio_mailing")
