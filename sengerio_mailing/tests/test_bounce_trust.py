@@ -1,5 +1,6 @@
 import logging
 from contextlib import contextmanager
+from email import message_from_bytes
 from unittest.mock import patch
 
 from odoo.tests import tagged
@@ -96,13 +97,19 @@ class TestBounceTrust(BounceCase):
         mid = self.entry.message_id
         forged = (
             "From: MAILER-DAEMON@mx.client.example.com\n"
-            "To: %(to)s\nSubject: Undelivered Mail Returned to Sender\n"
+            "To: %(to)s\nSubject: failure notice\n"
             "In-Reply-To: %(mid)s\nReferences: %(mid)s\n\n"
-            "I'm sorry to have to inform you that your message could not be\n"
-            "delivered to one or more recipients.\n\n"
-            "<%(carla)s>: 550 5.1.1 <%(carla)s>: Recipient address rejected\n\n"
-            "Message-ID: %(mid)s\n"
+            "Hi. This is the qmail-send program at mx.client.example.com.\n"
+            "I'm afraid I wasn't able to deliver your message to the following "
+            "addresses.\nThis is a permanent error; I've given up. Sorry it didn't "
+            "work out.\n\n<%(carla)s>:\nRemote host said: 550 5.1.1 <%(carla)s>: "
+            "Recipient address rejected\nGiving up on 203.0.113.25.\n\n"
+            "Your email was:\nMessage-ID: %(mid)s\n"
         ) % {"to": self.bounce_to, "mid": mid, "carla": CARLA}
+        # a failure report, but it returns no email: only a quoted line
+        report = bounce.read_bounce(message_from_bytes(forged.encode()))
+        self.assertEqual([r.email for r in report.failed], [CARLA])
+        self.assertEqual(report.message_ids, [])
         with mute_logger(*GATEWAY_LOGGERS):
             self._gateway(forged.encode())
         self.assertUntouched()
