@@ -15,8 +15,8 @@ from .sengerio_generated_document import RETENTION_PARAM
 _logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 100
-#: Minutes before the next try after a temporary error, by attempt; the
-#: last one repeats until it succeeds.
+#: Minutes to wait before each retry after a temporary error, on top of the
+#: cron's own minute; the last delay repeats until it succeeds.
 RETRY_DELAYS = (0, 5, 15, 30, 60)
 #: Errors that go away by themselves: a concurrent update, a lock.
 TEMPORARY_ERRORS = (
@@ -27,9 +27,9 @@ TEMPORARY_ERRORS = (
 SMTP_TEMPORARY_RE = re.compile(r"\(4\d\d,|\b4\d\d[ -]|disconnected|timed? ?out", re.I)
 
 
-def retry_delay(attempts):
-    """Minutes to wait before try number ``attempts + 1``."""
-    return RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1] if attempts else 0
+def retry_delay(retry):
+    """Minutes to wait before retry number ``retry`` (1 for the first)."""
+    return RETRY_DELAYS[min(max(retry, 1), len(RETRY_DELAYS)) - 1]
 
 
 def mail_failure_is_temporary(failure_type, failure_reason):

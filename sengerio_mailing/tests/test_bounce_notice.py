@@ -10,9 +10,14 @@ from unittest.mock import patch
 from psycopg2 import errors as pg_errors
 
 from odoo.tests import tagged
+from odoo.tests.common import BaseCase
 from odoo.tools import mute_logger
 
 from odoo.addons.sengerio_mailing import bounce
+from odoo.addons.sengerio_mailing.models.sengerio_bounce_notice import (
+    mail_failure_is_temporary,
+    retry_delay,
+)
 from odoo.addons.sengerio_mailing.models.sengerio_generated_document import (
     RETENTION_PARAM,
 )
@@ -309,3 +314,25 @@ class TestSmtpUtf8Reports(BounceCase):
         self.assertIn("già chiusa", line.dsn_diagnostic)
         [email] = self._notice_emails()
         self.assertEqual(email["smtp_to_list"], [SALLY])
+
+
+@tagged("post_install", "-at_install", "sengerio_mailing")
+class TestRetryPolicy(BaseCase):
+    def test_retry_delays_grow_then_repeat(self):
+        self.assertEqual(
+            [retry_delay(n) for n in range(1, 8)], [0, 5, 15, 30, 60, 60, 60]
+        )
+
+    def test_which_mail_failures_are_temporary(self):
+        # connection refused: Odoo leaves no failure type on the email
+        self.assertTrue(mail_failure_is_temporary(False, "Connection refused"))
+        self.assertTrue(mail_failure_is_temporary("mail_smtp", "down"))
+        self.assertTrue(
+            mail_failure_is_temporary("unknown", "(451, b'4.7.1 Try again later')")
+        )
+        self.assertFalse(
+            mail_failure_is_temporary(
+                "unknown", "{'a@b.example': (550, b'5.7.1 Relaying denied')}"
+            )
+        )
+        self.assertFalse(mail_failure_is_temporary("mail_email_invalid", "bad"))
