@@ -211,6 +211,7 @@ class MailThread(models.AbstractModel):
         entry = self.env["sengerio.generated.document"].sudo().browse(found["id"])
         values["sengerio_bounce"] = {
             "entry": entry,
+            "about": about,
             "kind": report.kind,
             "recipients": believed,
             "key": key,
@@ -416,7 +417,7 @@ class MailThread(models.AbstractModel):
         _logger.info(
             "Generated Documents: %s of %s for %s queued",
             "delay" if found["kind"] == "delayed" else "bounce",
-            entry.message_id,
+            found["about"],
             ", ".join(r.email for r in found["recipients"]),
         )
         return notice

@@ -1,3 +1,4 @@
+import json
 import logging
 import re
 from datetime import timedelta
@@ -7,7 +8,7 @@ from markupsafe import Markup
 from psycopg2 import errors as pg_errors
 
 from odoo import api, fields, models
-from odoo.tools import email_normalize, exception_to_unicode, html_escape
+from odoo.tools import SQL, email_normalize, exception_to_unicode, html_escape
 
 from .. import bounce
 from .sengerio_generated_document import RETENTION_PARAM
@@ -165,15 +166,32 @@ class SengerioBounceNotice(models.Model):
         :param report: the report's bytes as received; kept once, as an
             attachment, and sent as is to the sender
         """
-        notice = self.create(
-            {
-                "document_id": document.id,
-                "kind": kind,
-                "recipients": [[r.email, r.status, r.diagnostic] for r in recipients],
-                "report_key": key,
-                "report_message_id": (report_message_id or "")[:255] or False,
-            }
+        # One INSERT rather than the ORM's create, which costs some 0.4 ms
+        # more per bounce in the mail gateway: bench/bounce_gateway.py (a)
+        # misses its 0.9 throughput target without it.
+        now = self.env.cr.now()
+        self.env.cr.execute(
+            SQL(
+                """
+                INSERT INTO sengerio_bounce_notice
+                    (document_id, kind, recipients, report_key, report_message_id,
+                     state, attempts, create_uid, create_date, write_uid,
+                     write_date)
+                VALUES (%s, %s, %s, %s, %s, 'pending', 0, %s, %s, %s, %s)
+                RETURNING id
+                """,
+                document.id,
+                kind,
+                json.dumps([[r.email, r.status, r.diagnostic] for r in recipients]),
+                key,
+                (report_message_id or "")[:255] or None,
+                self.env.uid,
+                now,
+                self.env.uid,
+                now,
+            )
         )
+        notice = self.browse(self.env.cr.fetchone()[0])
         self.env["ir.attachment"].sudo().create(
             {
                 "name": "delivery-report.eml",
