@@ -207,6 +207,33 @@ class TestBounceOnce(BounceCase):
         self.assertEqual(len(self.order.activity_ids), 1)
         self.assertEqual(self.customer.message_bounce, 1)
 
+    def test_a_report_queued_twice_at_once_is_kept_once(self):
+        """Two gateways handling the same report at the same time."""
+        Notice = self.env["sengerio.bounce.notice"].sudo()
+        failure = bounce.RecipientReport(CARLA, "failed", "5.1.1", "550 5.1.1")
+        args = (self.entry, "failed", [failure], b"report", "k", "<r>")
+        first = Notice._queue(*args)
+        with self.assertLogs(
+            "odoo.addons.sengerio_mailing.models.sengerio_bounce_notice", logging.INFO
+        ):
+            again = Notice._queue(*args)
+        self.assertFalse(again)
+        self.assertEqual(self._notices(), first)
+        self.assertEqual(first._report_attachments().raw, b"report")
+        # the transaction goes on: Odoo's own bounce handling is not lost
+        self.assertEqual(self.entry.state, "sent")
+
+    def test_a_report_that_cannot_be_kept_still_reaches_the_sender(self):
+        Attachment = self.registry["ir.attachment"]
+        with (
+            patch.object(Attachment, "create", side_effect=OSError("disk full")),
+            self.assertLogs("odoo.addons.sengerio_mailing", logging.ERROR),
+        ):
+            self._gateway(self._dsn())
+        self.assertBounced()
+        [email] = self._notice_emails()
+        self.assertEqual(email["smtp_to_list"], [SALLY])
+
     def test_a_new_report_about_the_same_failure_is_told_again(self):
         self._gateway(self._dsn())
         self._gateway(self._dsn(report_id="<dsn-2@mx.client.example.com>"))
