@@ -49,12 +49,9 @@ throughput and memory targets are only reported.
 
 import argparse
 import itertools
-import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,19 +62,32 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
-# Odoo's addons; main() appends the folder holding the snapshot of the addon.
-ADDONS_PATH = [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons")]
-LOG_DIR = ROOT / "var" / "bench"
-# dev/smtp_sink.py, imported where needed (not in the Odoo processes)
-sys.path.insert(0, str(ROOT / "dev"))
+# dev/: the shared driver, and dev/smtp_sink.py (imported where needed, not
+# in the Odoo processes)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dev"))
+from driver import (  # noqa: E402
+    ADDONS_PATH,
+    LOG_DIR,
+    ROOT,
+    drop_db,
+    free_port,
+    odoo_cmd,
+    render_pdf,
+    run_logged,
+    say,
+    snapshot_addon,
+    stub_pdf_rendering,
+)
+from driver import copy_db as duplicate_db  # noqa: E402
+from driver import odoo_shell as driver_shell  # noqa: E402
+from driver import result as _result  # noqa: E402
+
+# main() appends the folder holding the snapshot of the addon to ADDONS_PATH.
 
 VANILLA = "vanilla"
 SENGERIO = "sengerio"
 BASE_MODULES = "sale_management,sale_async_emails,account,purchase"
 ALIAS_DOMAIN = "bench.localhost"
-RESULT_PREFIX = "BENCH_RESULT "
 
 # Targets from the issue: the addon may cost at most 5% throughput and 10%
 # peak memory.
@@ -105,106 +115,12 @@ REPORTS = {
 # ---------------------------------------------------------------------------
 
 
-def say(msg, *args):
-    print("[bench] " + (msg % args if args else msg), file=sys.stderr, flush=True)
-
-
-def odoo_cmd(*args):
-    # The "--addons-path=" form must come first so subcommands (shell) work.
-    odoo_bin = str(ODOO_SRC / "odoo-bin")
-    addons_path = "--addons-path=" + ",".join(ADDONS_PATH)
-    return [sys.executable, odoo_bin, addons_path, *args]
-
-
-def run_logged(cmd, log_name, stdin_text=None, env=None, timeout=3600):
-    """Run an Odoo command, append its output to ``var/bench/<log_name>.log``."""
-    log_path = LOG_DIR / (log_name + ".log")
-    proc = subprocess.run(
-        cmd,
-        input=stdin_text,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-    with open(log_path, "a") as log:
-        log.write("$ %s\n%s%s\n" % (" ".join(cmd), proc.stdout, proc.stderr))
-    if proc.returncode:
-        args = " ".join(cmd[3:])
-        raise RuntimeError("odoo-bin %s failed, see %s" % (args, log_path))
-    return proc.stdout
-
-
 def odoo_shell(db, step, env=None, module="bcc_queue", **kwargs):
     """Run ``step(env, **kwargs)`` of ``module`` (in bench/) in an ``odoo-bin shell``.
 
     Returns what the step printed after :data:`RESULT_PREFIX`, decoded.
     """
-    code = (
-        "import json, sys\n"
-        "sys.path.insert(0, %r)\n"
-        "import %s\n"
-        "%s.%s(env, **json.loads(%r))\n"
-    ) % (
-        str(Path(__file__).resolve().parent),
-        module,
-        module,
-        step,
-        json.dumps(kwargs),
-    )
-    cmd = odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn")
-    out = run_logged(cmd, db, stdin_text=code, env=env)
-    for line in out.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    return None
-
-
-def db_exists(db):
-    out = subprocess.run(
-        ["psql", "-d", "postgres", "-tAc", "SELECT 1 FROM pg_database "
-         "WHERE datname = '%s'" % db],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return out.strip() == "1"
-
-
-def drop_db(db):
-    if db_exists(db):
-        run_logged(odoo_cmd("db", "drop", db), db)
-
-
-def git(*args, **kwargs):
-    cmd = ["git", "-C", str(ROOT), *args]
-    return subprocess.run(cmd, capture_output=True, check=True, **kwargs).stdout
-
-
-def snapshot_addon(target, ref):
-    """Copy sengerio_mailing to ``target``: edits made during the run do not
-    change what is measured. From the git commit ``ref``, or the work tree.
-
-    Returns a description of the version copied.
-    """
-    if ref:
-        archive = git("archive", "--format=tar", ref, "sengerio_mailing")
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-        return git("rev-parse", "--short", ref, text=True).strip()
-    shutil.copytree(
-        ROOT / "sengerio_mailing",
-        target / "sengerio_mailing",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    revision = git("rev-parse", "--short", "HEAD", text=True).strip()
-    if git("status", "--porcelain", "--", "sengerio_mailing", text=True).strip():
-        revision += " + uncommitted changes"
-    return revision
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return driver_shell(db, module, step, env=env, **kwargs)
 
 
 def prepare_databases(dbs, count, smtp_port, pdf_dir):
@@ -232,7 +148,7 @@ def prepare_databases(dbs, count, smtp_port, pdf_dir):
     created = odoo_shell(vanilla, "odoo_setup", count=count, pdf_dir=str(pdf_dir))
     say("documents: %s", ", ".join("%s %s" % (v, k) for k, v in created.items()))
     say("duplicating %s as %s and installing sengerio_mailing", vanilla, sengerio)
-    run_logged(odoo_cmd("db", "duplicate", "-f", vanilla, sengerio), sengerio)
+    duplicate_db(vanilla, sengerio)
     run_logged(
         odoo_cmd(
             "-d", sengerio, "-i", "sengerio_mailing", "--stop-after-init",
@@ -262,7 +178,7 @@ def drain(db, smtp_port, spool, queued):
 
     copy = db + "_drain"
     (LOG_DIR / (copy + ".log")).unlink(missing_ok=True)
-    run_logged(odoo_cmd("db", "duplicate", "-f", db, copy), copy)
+    duplicate_db(db, copy)
     load = os.getloadavg()[0]
     try:
         with SmtpSink(spool, port=smtp_port):
@@ -529,10 +445,6 @@ def main():
 # ---------------------------------------------------------------------------
 
 
-def _result(value):
-    print(RESULT_PREFIX + json.dumps(value), flush=True)
-
-
 def _split(count):
     """How many documents of each kind, as even as possible."""
     return {
@@ -648,37 +560,17 @@ def odoo_setup(env, count, pdf_dir):
 
 def _render_pdfs(env, pdf_dir, recordsets):
     """Render one real PDF per document model into ``pdf_dir``."""
-    params = env["ir.config_parameter"].sudo()
-    # Nothing listens there: wkhtmltopdf renders without fetching the web
-    # assets (unstyled, but a real report), whatever runs on web.base.url.
-    params.set_param("report.url", "http://127.0.0.1:9")
-    report = env["ir.actions.report"].with_context(report_pdf_no_attachment=True)
     for records in recordsets:
         if records:
-            name = REPORTS[records._name]
-            pdf, _type = report._render_qweb_pdf(name, records[:1].ids)
+            pdf = render_pdf(env, REPORTS[records._name], records[:1])
             (Path(pdf_dir) / (records._name + ".pdf")).write_bytes(pdf)
-    params.set_param("report.url", False)
 
 
 def _reuse_rendered_pdfs(pdf_dir):
     """Make report rendering return the PDFs rendered once by ``odoo_setup``."""
-    import io
-    from collections import OrderedDict
-
-    from odoo.addons.base.models.ir_actions_report import IrActionsReport
-
-    pdfs = {path.stem: path.read_bytes() for path in Path(pdf_dir).glob("*.pdf")}
-
-    def prepare_streams(self, report_ref, data, res_ids=None):
-        pdf = pdfs[self._get_report(report_ref).model]
-        return OrderedDict(
-            (res_id, {"stream": io.BytesIO(pdf), "attachment": None})
-            for res_id in res_ids
-        )
-
-    # The base implementation, below every module's override: those still run.
-    IrActionsReport._render_qweb_pdf_prepare_streams = prepare_streams
+    stub_pdf_rendering(
+        {path.stem: path.read_bytes() for path in Path(pdf_dir).glob("*.pdf")}
+    )
 
 
 def _documents(env):

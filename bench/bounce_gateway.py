@@ -1,64 +1,58 @@
 """Benchmark: bounces through Odoo's mail gateway, vanilla Odoo vs sengerio_mailing.
 
-Two targets from the issue:
+Two targets:
 
 (a) Gateway throughput. ``--count`` delivery reports (DSNs) go through
     ``mail.thread.message_process``, Odoo's real mail gateway (what fetchmail
-    and ``odoo-mailgate.py`` call), once on a vanilla database and once on a
-    database with sengerio_mailing: same data, same sent emails (same
-    Message-Ids), same DSN bytes. Target: throughput with the addon at least
-    0.9 times vanilla.
-(b) Register lookup. Finding the Generated Documents entry a bounce is about
-    (the searches of ``_bounce_process``: by ``mail_message_id`` and by
-    ``message_id``) with 1,000,000 entries costs at most 1.5 times the same
-    lookups with 10,000 entries, and uses an index.
+    and ``odoo-mailgate.py`` call), on a vanilla database and on a database
+    with sengerio_mailing: same data, same sent emails (same Message-Ids),
+    same DSN bytes, each DSN in its own transaction as fetchmail runs them.
+    Target: throughput with the addon at least 0.9 times vanilla.
+(b) Register lookup. Finding the Generated Documents entry a report is about
+    (``_sengerio_bounced_entry``: by the Message-Id the report returns) with
+    1,000,000 entries costs at most 1.5 times the same lookup with 10,000
+    entries, and uses an index.
 
 How (a): the script installs ``sale_management``, ``sale_async_emails``,
 ``account``, ``purchase`` and ``mass_mailing`` (no demo data) in
 ``PREFIX_vanilla``, gives it the alias domain ``bench.localhost`` (bounce
 address ``bounce@bench.localhost``), creates agents, one customer per
 quotation and ``--documents`` quotations, sends each quotation by email
-through the Send button's composer as its agent (queued, with one PDF
-rendered once with wkhtmltopdf and reused) and drains the queue into a local
-SMTP sink. It then duplicates the database as ``PREFIX_sengerio`` and installs
-sengerio_mailing there (its post-init backfill registers the quotations
-already sent). Both databases hold the same documents with the same sent
-emails.
+through the Send button's composer as its agent (one PDF rendered once with
+wkhtmltopdf and reused) and drains the queue into a local SMTP sink. It then
+copies the database as ``PREFIX_sengerio`` and installs sengerio_mailing
+there (its post-init backfill registers the quotations already sent).
 
-From what the sink received, it builds the DSNs once, with a fixed seed:
-Postfix-style RFC 3464 hard bounces (mostly ``5.1.1``, some ``5.2.2`` and
-``5.7.1``; the returned message in full or its headers only), delay notices
-(``4.4.1``), out-of-office auto-replies to the bounce address and hard
-bounces of emails Odoo never sent (unknown Message-Id and recipient).
+The DSNs are built once, with a fixed seed, from the sample reports of the
+addon's tests (``sengerio_mailing/tests/data/dsn``): Postfix, Exim, Gmail,
+Amazon SES and Exchange hard bounces returning the full email the sink
+received (its headers only where the sample returns headers), Postfix delay
+notices, out-of-office replies, and hard bounces of emails Odoo never sent.
+Each report gets a Message-Id of its own, and LF line endings, as an MTA's
+pipe hands reports over.
 
-Each round runs the DSNs through ``message_process`` on a fresh copy of each
-database (dropped after), right after a checkpoint: a warm-up on the first
-few DSNs (rolled back), then the timed loop over all DSNs, each in its own
-transaction as fetchmail and the mail gateway script run them, so every
-round starts from the same state. Both copies are open in one
-``odoo-bin shell`` and take turns every ``--turn`` DSNs (30), the first
-alternating, so that load from other processes hits both alike; with
-``--turn 0`` each runs whole, one after the other. What
-Odoo and the addon did (notifications and entries bounced, notes, notices
-queued...) is counted at the end.
-Only the gateway is timed. The addon's gateway only queues the bounce, with
-its report, for its cron (bounced recipients in the register, note,
-activity, email to the sender); that cron then runs over the queued notices
-in the same transaction, timed apart and printed, and its emails never reach
-SMTP here.
+Each round runs the DSNs on a fresh copy of each database, right after a
+checkpoint: both copies are open in one ``odoo-bin shell`` pinned to one CPU
+and take turns every ``--turn`` DSNs (20), the first alternating, so that
+load from other processes hits both alike (``--turn 0``: whole runs one
+after the other). A warm-up on the first DSNs is rolled back first. Only
+the gateway is timed. The addon's gateway only queues a report, with its
+bytes, for its cron (bounced recipients in the register, note, activity,
+email to the sender): that cron then runs over the queued reports, timed
+apart; its rate (reports handled per second) is printed, with what each
+database did. Then, on one more copy, hard DSNs go through one at a time,
+each followed at once by the cron: the time from a DSN's arrival to its
+entry turning *Bounced*, on top of the wait for the cron (every minute).
 
 How (b): for each size of ``--sizes`` (10,000 and 1,000,000), a copy of the
 addon's database, ``PREFIX_reg10k`` and ``PREFIX_reg1m``, gets synthetic
-entries (one recipient line each) inserted with SQL up to that size, then
-``VACUUM ANALYZE``. In each database, ``--lookups`` random existing
-Message-Ids are looked up as the addon's gateway does (``_bounce_entry``:
-``message_id IN (...)``, newest first, limit 1), and the entries of real
-sent emails by ``mail_message_id``: median of 3 passes after a warm-up, the
-sizes measured in alternation for ``--rounds`` rounds (median), so that load
-from other processes hits both alike. It prints the ``EXPLAIN (ANALYZE,
-BUFFERS)`` of the SQL those lookups run and whether it uses an index. For
-information, 200 hard bounces of (a) also go through the gateway at each
-size.
+entries (one recipient line each, the layout ``bench/register_list.py``
+fills) inserted with SQL up to that size, then ``VACUUM ANALYZE``. In each,
+``--lookups`` random existing Message-Ids are looked up as the gateway does:
+median of 3 passes after a warm-up, the sizes measured in alternation for
+``--rounds`` rounds (median). It prints the ``EXPLAIN (ANALYZE, BUFFERS)``
+of the lookup's SQL and whether it uses an index. For information, 200 hard
+bounces of (a) also go through the gateway at each size.
 
 Run it with the project's virtualenv::
 
@@ -73,14 +67,11 @@ is non-zero only when the run fails.
 """
 
 import argparse
-import json
 import os
 import random
 import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -88,22 +79,31 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
-# Odoo's addons; main() appends the folder holding the snapshot of the addon.
-ADDONS_PATH = [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons")]
-LOG_DIR = ROOT / "var" / "bench"
-# dev/smtp_sink.py, imported where needed (not in the Odoo processes)
-sys.path.insert(0, str(ROOT / "dev"))
+# dev/: the shared driver, and dev/smtp_sink.py (imported where needed, not
+# in the Odoo processes)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dev"))
+import driver  # noqa: E402
+from driver import (  # noqa: E402
+    ADDONS_PATH,
+    LOG_DIR,
+    ROOT,
+    copy_db,
+    db_exists,
+    drop_db,
+    free_port,
+    odoo_cmd,
+    psql,
+    run_logged,
+    say,
+    snapshot_addon,
+)
 
 VANILLA = "vanilla"
 SENGERIO = "sengerio"
 BASE_MODULES = "sale_management,sale_async_emails,account,purchase,mass_mailing"
 ALIAS_DOMAIN = "bench.localhost"
 BOUNCE_ADDRESS = "bounce@" + ALIAS_DOMAIN
-RESULT_PREFIX = "BENCH_RESULT "
 REGISTER = "sengerio.generated.document"
-TABLES = ("sengerio_generated_document", "sengerio_generated_document_recipient")
 
 # Targets from the issue.
 THROUGHPUT_TARGET = 0.9
@@ -112,13 +112,6 @@ LOOKUP_TARGET = 1.5
 # DSN kinds and their shares of ``--count``; hard bounces take the rest.
 KINDS = ("hard", "delay", "autoreply", "unknown")
 SHARES = {"delay": 0.05, "autoreply": 0.05, "unknown": 0.05}
-# Permanent failures: status, SMTP reply, share among hard bounces.
-HARD_STATUSES = (
-    ("5.1.1", "550", "Recipient address rejected: User unknown in virtual "
-     "mailbox table", 0.90),
-    ("5.2.2", "552", "Mailbox full: user is over quota", 0.95),
-    ("5.7.1", "550", "Message rejected due to local policy", 1.0),
-)  # fmt: skip
 WARMUP = 30
 # "Index Scan using x", "Index Only Scan Backward using x", "Bitmap Index Scan on x"
 INDEX_SCAN_RE = re.compile(r"Index (?:Only )?Scan(?: Backward)? (?:using|on) (\S+)")
@@ -127,109 +120,25 @@ AGENTS = 3
 
 
 # ---------------------------------------------------------------------------
-# Driver: databases, processes, SMTP sink, report
+# Databases, rounds, report
 # ---------------------------------------------------------------------------
 
 
-def say(msg, *args):
-    print("[bench] " + (msg % args if args else msg), file=sys.stderr, flush=True)
-
-
-def odoo_cmd(*args):
-    # The "--addons-path=" form must come first so subcommands (shell) work.
-    odoo_bin = str(ODOO_SRC / "odoo-bin")
-    addons_path = "--addons-path=" + ",".join(ADDONS_PATH)
-    return [sys.executable, odoo_bin, addons_path, *args]
-
-
-def run_logged(cmd, log_name, stdin_text=None, env=None, timeout=7200):
-    """Run an Odoo command, append its output to ``var/bench/<log_name>.log``."""
-    log_path = LOG_DIR / (log_name + ".log")
-    proc = subprocess.run(
-        cmd,
-        input=stdin_text,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-    with open(log_path, "a") as log:
-        log.write("$ %s\n%s%s\n" % (" ".join(cmd), proc.stdout, proc.stderr))
-    if proc.returncode:
-        args = " ".join(cmd[3:7])
-        raise RuntimeError("odoo-bin %s failed, see %s" % (args, log_path))
-    return proc.stdout
-
-
 def odoo_shell(db, step, env=None, **kwargs):
-    """Run ``step(env, **kwargs)`` of this module in an ``odoo-bin shell``.
-
-    Returns what the step printed after :data:`RESULT_PREFIX`, decoded.
-    """
-    code = (
-        "import json, sys\n"
-        "sys.path.insert(0, %r)\n"
-        "import bounce_gateway\n"
-        "bounce_gateway.%s(env, **json.loads(%r))\n"
-    ) % (str(Path(__file__).resolve().parent), step, json.dumps(kwargs))
-    cmd = odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn")
-    out = run_logged(cmd, db, stdin_text=code, env=env)
-    for line in out.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    raise RuntimeError("no result from %s in %s, see var/bench/%s.log" % (step, db, db))
-
-
-def psql(db, sql):
-    return subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-tAc", sql],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-
-
-def db_exists(db):
-    return psql("postgres", "SELECT 1 FROM pg_database WHERE datname = '%s'" % db)
-
-
-def drop_db(db):
-    if db_exists(db):
-        run_logged(odoo_cmd("db", "drop", db), db)
+    """Run ``step(env, **kwargs)`` of this module in an ``odoo-bin shell``."""
+    found = driver.odoo_shell(db, "bounce_gateway", step, env=env, **kwargs)
+    if found is None:
+        raise RuntimeError("no result from %s in %s, see its log" % (step, db))
+    return found
 
 
 def duplicate_db(source, target):
-    """``createdb -T`` plus the filestore, as Odoo's ``db duplicate`` does."""
     (LOG_DIR / (target + ".log")).unlink(missing_ok=True)
-    run_logged(odoo_cmd("db", "duplicate", "-f", source, target), target)
+    copy_db(source, target)
 
 
 def vacuum_analyze(db):
     psql(db, "VACUUM (ANALYZE)")
-
-
-def git(*args):
-    cmd = ["git", "-C", str(ROOT), *args]
-    return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
-
-
-def snapshot_addon(target):
-    """Copy sengerio_mailing to ``target``: edits made during the run do not
-    change what is measured. Returns a description of the version copied."""
-    shutil.copytree(
-        ROOT / "sengerio_mailing",
-        target / "sengerio_mailing",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    revision = git("rev-parse", "--short", "HEAD") or "unknown commit"
-    if git("status", "--porcelain", "--", "sengerio_mailing"):
-        revision += " + uncommitted changes"
-    return revision
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare_databases(dbs, documents, tmp):
@@ -304,101 +213,28 @@ def reuse_databases(dbs, kept_dsns):
 
 # DSNs ---------------------------------------------------------------------
 
-DSN_HEAD = (
-    "Return-Path: <>\r\n"
-    "Date: Fri, 27 Nov 2026 10:%(minute)02d:%(second)02d +0000\r\n"
-    "From: MAILER-DAEMON@relay.bench.test (Mail Delivery System)\r\n"
-    "To: %(bounce)s\r\n"
-    "Subject: %(subject)s\r\n"
-    "Auto-Submitted: auto-replied\r\n"
-    "Message-Id: <%(index)05d.dsn-%(token)s@relay.bench.test>\r\n"
-    "MIME-Version: 1.0\r\n"
-    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-    ' boundary="%(b)s"\r\n'
-    "\r\n"
-    "This is a MIME-encapsulated message.\r\n"
-    "\r\n"
-    "--%(b)s\r\n"
-    "Content-Description: Notification\r\n"
-    "Content-Type: text/plain; charset=us-ascii\r\n"
-    "\r\n"
-    "This is the mail system at host relay.bench.test.\r\n"
-    "\r\n"
-    "%(notice)s\r\n"
-    "\r\n"
-    "                   The mail system\r\n"
-    "\r\n"
-    "<%(rcpt)s>: %(text_diagnostic)s\r\n"
-    "\r\n"
-    "--%(b)s\r\n"
-    "Content-Description: Delivery report\r\n"
-    "Content-Type: message/delivery-status\r\n"
-    "\r\n"
-    "Reporting-MTA: dns; relay.bench.test\r\n"
-    "X-Postfix-Queue-ID: %(queue_id)s\r\n"
-    "X-Postfix-Sender: rfc822; %(bounce)s\r\n"
-    "Arrival-Date: Fri, 27 Nov 2026 09:58:11 +0000\r\n"
-    "\r\n"
-    "Final-Recipient: rfc822; %(rcpt)s\r\n"
-    "Original-Recipient: rfc822;%(rcpt)s\r\n"
-    "Action: %(action)s\r\n"
-    "Status: %(status)s\r\n"
-    "%(remote)s"
-    "Diagnostic-Code: %(diagnostic)s\r\n"
-    "%(retry)s"
-    "\r\n"
-    "--%(b)s\r\n"
+#: Sample reports of the addon's tests used, by kind of DSN.
+TEMPLATES = {
+    "hard": (
+        "postfix_hard_511.eml",
+        "postfix_mailbox_full_522.eml",
+        "policy_571.eml",
+        "exim_hard.eml",
+        "gmail_hard.eml",
+        "ses_hard.eml",
+        "exchange_ndr.eml",
+    ),
+    "delay": ("postfix_delayed.eml",),
+    "autoreply": ("autoreply_ooo.eml", "autoreply_it.eml"),
+    "unknown": ("unknown_message_id.eml",),
+}
+BOUNDARY_RE = re.compile(r'boundary="?([^";\s]+)"?', re.IGNORECASE)
+RETURNED_RE = re.compile(
+    r"^Content-Type: (message/rfc822|text/rfc822-headers)[^\n]*\n(?:[ \t][^\n]*\n"
+    r"|[A-Za-z-]+:[^\n]*\n)*\n",
+    re.IGNORECASE | re.MULTILINE,
 )
-FAILED_NOTICE = (
-    "I'm sorry to have to inform you that your message could not\r\n"
-    "be delivered to one or more recipients. It's attached below.\r\n"
-    "\r\n"
-    "For further assistance, please send mail to postmaster.\r\n"
-    "\r\n"
-    "If you do so, please include this problem report. You can\r\n"
-    "delete your own text from the attached returned message."
-)
-DELAY_NOTICE = (
-    "####################################################################\r\n"
-    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
-    "####################################################################\r\n"
-    "\r\n"
-    "Your message could not be delivered for more than 4 hour(s).\r\n"
-    "It will be retried until it is 5 day(s) old."
-)
-AUTO_REPLY = (
-    "From: %(name)s <%(rcpt)s>\r\n"
-    "To: %(bounce)s\r\n"
-    "Subject: Automatic reply: %(subject)s\r\n"
-    "Date: Fri, 27 Nov 2026 10:%(minute)02d:%(second)02d +0000\r\n"
-    "Message-Id: <%(index)05d.auto-%(token)s@client.bench.test>\r\n"
-    "In-Reply-To: %(message_id)s\r\n"
-    "References: %(message_id)s\r\n"
-    "Auto-Submitted: auto-replied\r\n"
-    "X-Auto-Response-Suppress: All\r\n"
-    "MIME-Version: 1.0\r\n"
-    "Content-Type: text/plain; charset=utf-8\r\n"
-    "Content-Transfer-Encoding: 8bit\r\n"
-    "\r\n"
-    "Hello,\r\n"
-    "\r\n"
-    "I am out of the office until Monday, 7 December, with limited access\r\n"
-    "to my email. For urgent matters please contact our front desk.\r\n"
-    "\r\n"
-    "Best regards,\r\n"
-    "%(name)s\r\n"
-)
-UNKNOWN_HEADERS = (
-    "Return-Path: <bounce@other-erp.example>\r\n"
-    "From: Sales <sales@other-erp.example>\r\n"
-    "To: %(rcpt)s\r\n"
-    "Subject: Your order %(index)s\r\n"
-    "Date: Thu, 26 Nov 2026 16:02:45 +0000\r\n"
-    "Message-Id: <%(index)s.%(token)s@other-erp.example>\r\n"
-    "MIME-Version: 1.0\r\n"
-    "Content-Type: text/plain; charset=utf-8\r\n"
-    "\r\n"
-)
+MESSAGE_ID_RE = re.compile(r"^Message-I[dD]: .*$", re.MULTILINE)
 
 
 def _headers(raw):
@@ -407,66 +243,44 @@ def _headers(raw):
     return raw[: match.end()] if match else raw + b"\r\n"
 
 
-def _dsn(index, rng, kind, rcpt, returned, full, status="", reply="", words=""):
-    """A Postfix-style RFC 3464 report about ``returned`` for ``rcpt``."""
-    token = "%08x" % rng.getrandbits(32)
-    values = {
-        "index": index,
-        "token": token,
-        "minute": index // 60 % 60,
-        "second": index % 60,
-        "bounce": BOUNCE_ADDRESS,
-        "b": "%s.%s/relay.bench.test" % (token, index),
-        "queue_id": "%X" % rng.getrandbits(40),
-        "rcpt": rcpt,
-    }
-    host = "mx.%s" % rcpt.split("@")[1]
-    if kind == "delay":
-        diagnostic = "connect to %s[203.0.113.25]:25: Connection timed out" % host
-        values.update(
-            subject="Delayed Mail (still being retried)",
-            notice=DELAY_NOTICE,
-            text_diagnostic="%s" % diagnostic,
-            action="delayed",
-            status="4.4.1",
-            remote="",
-            diagnostic="X-Postfix; %s" % diagnostic,
-            retry="Will-Retry-Until: Wed, 2 Dec 2026 09:58:11 +0000\r\n",
-        )
-    else:
-        smtp = "%s %s <%s>: %s" % (reply, status, rcpt, words)
-        values.update(
-            subject="Undelivered Mail Returned to Sender",
-            notice=FAILED_NOTICE,
-            text_diagnostic="host %s[203.0.113.25] said: %s (in reply to RCPT TO "
-            "command)" % (host, smtp),
-            action="failed",
-            status=status,
-            remote="Remote-MTA: dns; %s\r\n" % host,
-            diagnostic="smtp; %s" % smtp,
-            retry="",
-        )
-    head = (DSN_HEAD % values).encode()
-    if full:
-        part = b"Content-Description: Undelivered Message\r\n"
-        part += b"Content-Type: message/rfc822\r\n\r\n" + returned
-    else:
-        part = b"Content-Description: Undelivered Message Headers\r\n"
-        part += b"Content-Type: text/rfc822-headers\r\n\r\n" + _headers(returned)
-    return head + part + ("\r\n--%s--\r\n" % values["b"]).encode()
+def _from_template(text, index, email, returned):
+    """A corpus report about ``email``, returning ``returned`` in full.
 
-
-def _hard_status(rng):
-    draw = rng.random()
-    for status, reply, words, share in HARD_STATUSES:
-        if draw < share:
-            return status, reply, words
-    return HARD_STATUSES[0][:3]
+    The report's own Message-Id is made unique (the addon handles a report
+    seen before only once), and the returned part carries the very email the
+    sink received, or its headers where the sample returns headers only.
+    Line endings are LF, as an MTA's pipe hands reports over.
+    """
+    text = text.format(
+        bounce_to=BOUNCE_ADDRESS,
+        domain=ALIAS_DOMAIN,
+        message_id=email["message_id"],
+        recipient=email["rcpt"],
+        recipient2="nobody@client.bench.test",
+        sender=email["sender"],
+        subject=email["subject"],
+        date="Fri, 27 Nov 2026 10:%02d:%02d +0000" % (index // 60 % 60, index % 60),
+    )
+    text = MESSAGE_ID_RE.sub(
+        "Message-Id: <%05d.report@relay.bench.test>" % index, text, count=1
+    )
+    text = text.replace("not-ours-12345", "not-ours-%05d" % index)
+    match = RETURNED_RE.search(text)
+    boundary = BOUNDARY_RE.search(text)
+    raw = text.encode()
+    if not (match and boundary and returned):
+        return raw
+    start = len(text[: match.end()].encode())
+    end = raw.rindex(("\n--%s--" % boundary.group(1)).encode())
+    full = match.group(1).lower() == "message/rfc822"
+    body = returned if full else _headers(returned)
+    return raw[:start] + body.replace(b"\r\n", b"\n").rstrip(b"\n") + raw[end:]
 
 
 def build_dsns(sent, count, seed):
-    """``count`` DSNs about the sent emails, fixed seed: [(kind, bytes)]."""
+    """``count`` DSNs from the corpus about the sent emails: [(kind, bytes)]."""
     rng = random.Random(seed)
+    corpus = {item["file"]: text for item, text in driver.dsn_corpus()}
     emails = []
     for meta in sent:
         message = BytesParser(policy=policy.compat32).parsebytes(
@@ -477,8 +291,8 @@ def build_dsns(sent, count, seed):
                 "raw": meta["raw"],
                 "rcpt": meta["rcpt_tos"][0],
                 "message_id": str(message["Message-Id"]).strip(),
-                "subject": str(message["Subject"] or ""),
-                "name": str(message["To"] or "").split("<")[0].strip(' "'),
+                "subject": str(message["Subject"] or "").replace("\n", " "),
+                "sender": meta["mail_from"],
             }
         )
     counts = {kind: round(count * share) for kind, share in SHARES.items()}
@@ -501,29 +315,13 @@ def build_dsns(sent, count, seed):
             email = targets[kind][taken[kind]]
             taken[kind] += 1
         else:
-            email = rng.choice(emails)
-        full = rng.random() < 0.6  # else the returned message's headers only
-        if kind == "hard":
-            raw = _dsn(
-                index, rng, kind, email["rcpt"], email["raw"], full, *_hard_status(rng)
-            )
-        elif kind == "delay":
-            raw = _dsn(index, rng, kind, email["rcpt"], email["raw"], False)
-        elif kind == "unknown":
-            rcpt = "gone%05d@elsewhere.bench.test" % index
-            token = "%012x" % rng.getrandbits(48)
-            returned = UNKNOWN_HEADERS % {"rcpt": rcpt, "index": index, "token": token}
-            returned = returned.encode()
-            raw = _dsn(index, rng, kind, rcpt, returned, full, *_hard_status(rng))
-        else:
-            values = dict(email, index=index, bounce=BOUNCE_ADDRESS)
-            values.update(
-                token="%08x" % rng.getrandbits(32),
-                minute=index // 60 % 60,
-                second=index % 60,
-            )
-            raw = (AUTO_REPLY % values).encode()
-        dsns.append((kind, raw))
+            email = dict(rng.choice(emails))
+        returned = email["raw"]
+        if kind == "unknown":
+            email["rcpt"] = "gone%05d@elsewhere.bench.test" % index
+            returned = None  # the sample's own: an email Odoo never sent
+        template = corpus[rng.choice(TEMPLATES[kind])]
+        dsns.append((kind, _from_template(template, index, email, returned)))
     return dsns, counts
 
 
@@ -537,7 +335,7 @@ def write_dsns(dsns, folder):
 # Rounds and register ------------------------------------------------------
 
 
-def run_rounds(dbs, dsn_dir, rounds, turn):
+def run_rounds(dbs, dsn_dir, rounds, turn, cpu):
     results = []
     for index in range(rounds):
         order = [VANILLA, SENGERIO] if index % 2 == 0 else [SENGERIO, VANILLA]
@@ -564,6 +362,7 @@ def run_rounds(dbs, dsn_dir, rounds, turn):
                     dbs=copies,
                     order=order,
                     turn=turn,
+                    cpu=cpu,
                 )
             else:
                 measures = {}
@@ -596,88 +395,31 @@ def run_profiles(dbs, dsn_dir):
     return profiles
 
 
-INSERT_DOCUMENTS = """
-INSERT INTO sengerio_generated_document (
-    document_type, res_model, res_id, res_name, message_id, subject, body_html,
-    author_id, author_email, user_id, has_bcc, recipient_names, date, company_id,
-    state, bounce_rate, create_uid, write_uid, create_date, write_date
-)
-SELECT
-    'quotation', 'sale.order', 1000000000 + i, 'S' || lpad(i::text, 7, '0'),
-    format('<%%s.%%s-bench@%%s>', i, md5(i::text), %(domain)s::text),
-    'Bench Company Quotation (Ref S' || lpad(i::text, 7, '0') || ')',
-    '<div><p>Dear Customer ' || (i %% 997) || ',</p><p>Here is your quotation '
-        || '<strong>S' || lpad(i::text, 7, '0') || '</strong> amounting to '
-        || '<strong>' || round((i %% 9973) * 3.17, 2) || ' EUR</strong>.</p>'
-        || repeat('<p>Do not hesitate to contact us if you have any question '
-                  || 'about this document or your booking.</p>', 4)
-        || '<p>Best regards,<br/>Agent</p></div>',
-    %(author_id)s, %(author_email)s, %(user_id)s, false,
-    'Customer ' || (i %% 997),
-    now()::timestamp(0) - interval '1095 days' + i * interval '30 seconds',
-    %(company_id)s,
-    CASE WHEN i %% 50 = 0 THEN 'bounced' ELSE 'sent' END,
-    CASE WHEN i %% 50 = 0 THEN 100.0 ELSE 0.0 END,
-    %(user_id)s, %(user_id)s, now(), now()
-FROM generate_series(%(first)s, %(last)s) AS i
-"""
-INSERT_RECIPIENTS = """
-INSERT INTO sengerio_generated_document_recipient (
-    document_id, email, state, create_uid, write_uid, create_date, write_date
-)
-SELECT d.id, 'customer' || (d.res_id %% 997) || '@client.bench.test', d.state,
-       d.create_uid, d.create_uid, d.create_date, d.create_date
-FROM sengerio_generated_document d
-WHERE d.id > %(max_id)s
-"""
+def run_latency(db, dsn_dir, count, cpu):
+    """From arrival to *Bounced*, on a fresh copy of the addon's database."""
+    if not count:
+        return None
+    copy = db + "_latency"
+    duplicate_db(db, copy)
+    try:
+        say("timing %s hard DSNs from arrival to Bounced, one at a time", count)
+        return odoo_shell(copy, "odoo_latency", dsn_dir=dsn_dir, count=count, cpu=cpu)
+    finally:
+        drop_db(copy)
 
 
 def fill_register(db, size):
-    """Insert synthetic entries with SQL until the register holds ``size``."""
-    import psycopg2
+    """Add synthetic entries with SQL until the register holds ``size``.
 
+    The register's layout is the one the list benchmark fills
+    (``driver.fill_register``), with its people.
+    """
     start = time.monotonic()
-    conn = psycopg2.connect(dbname=db)
-    try:
-        with conn, conn.cursor() as cr:
-            cr.execute("SET LOCAL synchronous_commit = off")
-            cr.execute(
-                "SELECT count(*), coalesce(max(id), 0) FROM sengerio_generated_document"
-            )
-            existing, max_id = cr.fetchone()
-            cr.execute(
-                "SELECT author_id, author_email, user_id, company_id "
-                "FROM sengerio_generated_document ORDER BY id LIMIT 1"
-            )
-            author_id, author_email, user_id, company_id = cr.fetchone()
-            cr.execute(
-                "SELECT count(*) FROM sengerio_generated_document "
-                "WHERE message_id LIKE '%-bench@%'"
-            )
-            first = cr.fetchone()[0] + 1
-            last = first + size - existing - 1
-            if last >= first:
-                cr.execute(
-                    INSERT_DOCUMENTS,
-                    {
-                        "domain": ALIAS_DOMAIN,
-                        "author_id": author_id,
-                        "author_email": author_email,
-                        "user_id": user_id,
-                        "company_id": company_id,
-                        "first": first,
-                        "last": last,
-                    },
-                )
-                cr.execute(INSERT_RECIPIENTS, {"max_id": max_id})
-        conn.autocommit = True
-        with conn.cursor() as cr:
-            for table in TABLES:
-                cr.execute("VACUUM (ANALYZE) %s" % table)
-            cr.execute("SELECT count(*) FROM sengerio_generated_document")
-            total = cr.fetchone()[0]
-    finally:
-        conn.close()
+    people = driver.odoo_shell(db, "register_list", "odoo_setup")
+    existing = int(psql(db, "SELECT count(*) FROM sengerio_generated_document"))
+    if size > existing:
+        driver.fill_register(db, size - existing, people)
+    total = int(psql(db, "SELECT count(*) FROM sengerio_generated_document"))
     return total, time.monotonic() - start
 
 
@@ -773,12 +515,14 @@ def print_gateway(results, counts, revision):
     )
     followups = [r["measures"][SENGERIO].get("followup") for r in results]
     if all(followups):
+        seconds = statistics.median(f["seconds"] for f in followups)
         print(
-            "the addon's bounce notice cron, run after the gateway: %s notices in "
-            "%.2f s (median), %s left"
+            "the addon's cron, run after the gateway: %s reports in %.2f s (median), "
+            "%.1f reports handled per second, %s left"
             % (
                 followups[-1]["notices"],
-                statistics.median(f["seconds"] for f in followups),
+                seconds,
+                followups[-1]["notices"] / seconds if seconds else 0.0,
                 followups[-1]["left"],
             )
         )
@@ -828,6 +572,27 @@ def print_gateway(results, counts, revision):
             print("  %s errors: %s" % (label, last[label]["errors"]))
 
 
+def print_latency(latency):
+    if not latency:
+        return
+    ms = sorted(1000.0 * s for s in latency["seconds"])
+    print()
+    print(
+        "From a DSN's arrival to its entry turning Bounced: the wait for the cron "
+        "(every %s s, so %s s at most), then %.0f ms median, %.0f ms at worst, "
+        "for the gateway and the cron's work (%s hard DSNs, one at a time; %s "
+        "entries bounced)"
+        % (
+            latency["interval"],
+            latency["interval"],
+            statistics.median(ms),
+            ms[-1],
+            len(ms),
+            latency["bounced"],
+        )
+    )
+
+
 def print_profiles(profiles):
     for label, result in profiles.items():
         print()
@@ -852,10 +617,7 @@ def print_register(results, sizes):
     print(head)
     print("-" * len(head))
     met = True
-    for key, name in (
-        ("message_id", "by Message-Id (us per lookup)"),
-        ("mail_message_id", "by mail.message (us per lookup)"),
-    ):
+    for key, name in (("message_id", "by Message-Id (us per lookup)"),):
         x, y = a["lookups"][key]["us"], b["lookups"][key]["us"]
         met &= y / x <= LOOKUP_TARGET
         print("%-44s %12.1f %12.1f %7.2f" % (name, x, y, y / x))
@@ -894,7 +656,7 @@ def print_register(results, sizes):
     )
     indexed = True
     for size in sizes:
-        for key in ("message_id", "mail_message_id"):
+        for key in ("message_id",):
             info = results[size]["lookups"][key]
             indexed &= bool(info["indexes"]) and not info["seq_scan"]
             print()
@@ -939,9 +701,21 @@ def parse_args():
     parser.add_argument(
         "--turn",
         type=int,
-        default=30,
+        default=20,
         help="DSNs each database processes before the other takes its turn, both "
-        "in one process (default 30; 0: whole runs one after the other)",
+        "in one process (default 20; 0: whole runs one after the other)",
+    )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=max(os.sched_getaffinity(0)),
+        help="the CPU the measuring process is pinned to (default: the last one)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=int,
+        default=30,
+        help="hard DSNs timed from arrival to Bounced, one at a time (default 30)",
     )
     parser.add_argument(
         "--sizes",
@@ -1008,7 +782,8 @@ def main():
                 shutil.rmtree(kept_dsns, ignore_errors=True)
                 shutil.copytree(dsn_dir, kept_dsns)
         say("%s DSNs: %s", sum(counts.values()), counts)
-        results = run_rounds(dbs, dsn_dir, args.rounds, args.turn)
+        results = run_rounds(dbs, dsn_dir, args.rounds, args.turn, args.cpu)
+        latency = run_latency(dbs[SENGERIO], dsn_dir, args.latency, args.cpu)
         if args.profile:
             profiles = run_profiles(dbs, dsn_dir)
         if not args.skip_register:
@@ -1032,6 +807,7 @@ def main():
                 drop_db(db)
         shutil.rmtree(tmp, ignore_errors=True)
     print_gateway(results, counts, revision)
+    print_latency(latency)
     print_profiles(profiles)
     if register:
         print_register(register, args.sizes)
@@ -1045,8 +821,7 @@ def main():
 # ---------------------------------------------------------------------------
 
 
-def _result(value):
-    print(RESULT_PREFIX + json.dumps(value), flush=True)
+_result = driver.result
 
 
 def odoo_setup(env, documents, pdf_dir):
@@ -1126,28 +901,10 @@ def odoo_setup(env, documents, pdf_dir):
 
 def _reuse_one_pdf(env, order, path):
     """Render the quotation PDF once with wkhtmltopdf; every send reuses it."""
-    import io
-    from collections import OrderedDict
-
-    from odoo.addons.base.models.ir_actions_report import IrActionsReport
-
-    params = env["ir.config_parameter"].sudo()
-    # Nothing listens there: wkhtmltopdf renders without fetching the assets.
-    params.set_param("report.url", "http://127.0.0.1:9")
-    report = env["ir.actions.report"].with_context(report_pdf_no_attachment=True)
-    pdf, _type = report._render_qweb_pdf("sale.action_report_saleorder", order.ids)
-    params.set_param("report.url", False)
+    pdf = driver.render_pdf(env, "sale.action_report_saleorder", order)
     env.cr.commit()
     path.write_bytes(pdf)
-
-    def prepare_streams(self, report_ref, data, res_ids=None):
-        return OrderedDict(
-            (res_id, {"stream": io.BytesIO(pdf), "attachment": None})
-            for res_id in res_ids
-        )
-
-    # The base implementation, below every module's override: those still run.
-    IrActionsReport._render_qweb_pdf_prepare_streams = prepare_streams
+    driver.stub_pdf_rendering({"sale.order": pdf})
 
 
 def _load_dsns(dsn_dir):
@@ -1283,7 +1040,7 @@ def odoo_gateway(env, dsn_dir, warmup=WARMUP, profile_path=None):
     _result(result)
 
 
-def odoo_gateway_turns(env, dsn_dir, dbs, order, turn, warmup=WARMUP):
+def odoo_gateway_turns(env, dsn_dir, dbs, order, turn, cpu=None, warmup=WARMUP):
     """Both databases in one process, taking turns every ``turn`` DSNs.
 
     Whatever else loads the machine then hits both alike, which whole runs
@@ -1293,6 +1050,8 @@ def odoo_gateway_turns(env, dsn_dir, dbs, order, turn, warmup=WARMUP):
     from odoo import SUPERUSER_ID, api
     from odoo.modules.registry import Registry
 
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     messages = _load_dsns(dsn_dir)
     envs = {}
     for label, db in dbs.items():
@@ -1319,6 +1078,33 @@ def odoo_gateway_turns(env, dsn_dir, dbs, order, turn, warmup=WARMUP):
     _result(totals)
 
 
+def odoo_latency(env, dsn_dir, count, cpu=None):
+    """Hard DSNs one at a time, each followed at once by the addon's cron."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    Notice = env["sengerio.bounce.notice"]
+    Thread = env["mail.thread"]
+    hard = [raw for kind, raw in _load_dsns(dsn_dir) if kind == "hard"][:count]
+    seconds = []
+    for raw in hard:
+        start = time.perf_counter()
+        Thread.message_process(None, raw)
+        env.cr.commit()
+        Notice._cron_send_notices()
+        env.cr.postcommit.clear()  # no SMTP here: the emails are not sent
+        env.cr.commit()
+        seconds.append(time.perf_counter() - start)
+    cron = env.ref("sengerio_mailing.ir_cron_bounce_notices")
+    interval = {"minutes": 60, "hours": 3600}.get(cron.interval_type, 86400)
+    _result(
+        {
+            "seconds": seconds,
+            "interval": cron.interval_number * interval,
+            "bounced": env[REGISTER].search_count([("state", "=", "bounced")]),
+        }
+    )
+
+
 def _finish(env, result, marks):
     """Run the addon's follow-up, count what happened, roll it all back.
 
@@ -1328,14 +1114,15 @@ def _finish(env, result, marks):
     """
     if "sengerio.bounce.notice" in env:
         Notice = env["sengerio.bounce.notice"]
-        queued = Notice.search_count([])
+        pending = [("state", "=", "pending")]
+        queued = Notice.search_count(pending)
         start = time.perf_counter()
         while Notice._cron_send_notices():
             pass
         result["followup"] = {
             "notices": queued,
             "seconds": time.perf_counter() - start,
-            "left": Notice.search_count([]),
+            "left": Notice.search_count(pending),
         }
     result["outcome"] = _outcome(env, marks)
     env.cr.rollback()
@@ -1409,16 +1196,8 @@ def _explain(env, field, value):
 
 
 def _lookup(Register, field, value):
-    """The lookup ``_bounce_process`` makes, for one value of ``field``."""
-    from odoo.addons.sengerio_mailing.bounce import BounceReport
-
-    if field == "message_id":
-        return Register._bounce_entry(
-            Register.env["mail.message"], BounceReport("failed", message_ids=[value])
-        )
-    return Register._bounce_entry(
-        Register.env["mail.message"].browse(value), BounceReport("failed")
-    )
+    """The lookup the gateway makes for the Message-Id a report returns."""
+    return Register.env["mail.thread"]._sengerio_bounced_entry([value], "")
 
 
 def _time_lookups(Register, field, values, passes=3):
@@ -1459,17 +1238,8 @@ def odoo_lookup(env, lookups, seed, hard_dir=None):
         [lookups],
     )
     message_ids = [row[0] for row in cr.fetchall()]
-    cr.execute(
-        "SELECT mail_message_id FROM sengerio_generated_document "
-        "WHERE mail_message_id IS NOT NULL ORDER BY random() LIMIT %s",
-        [lookups],
-    )
-    mail_message_ids = [row[0] for row in cr.fetchall()]
     result = {"lookups": {}}
-    for field, values in (
-        ("message_id", message_ids),
-        ("mail_message_id", mail_message_ids),
-    ):
+    for field, values in (("message_id", message_ids),):
         info = _time_lookups(Register, field, values)
         info.update(_explain(env, field, values[0]))
         result["lookups"][field] = info

@@ -58,10 +58,7 @@ always 0 when the run completes: the targets are only reported.
 """
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -69,16 +66,27 @@ from pathlib import Path
 import psycopg2
 from psycopg2.extensions import AsIs
 
-ROOT = Path(__file__).resolve().parent.parent
-ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
-ADDONS_PATH = ",".join(
-    [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons"), str(ROOT)]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "dev"))
+from driver import (  # noqa: E402
+    ADDONS_PATH,
+    LOG_DIR,
+    REGISTER_TABLES,
+    ROOT,
+    addon_revision,
+    copy_db,
+    db_exists,
+    drop_db,
+    odoo_cmd,
+    psql,
+    run_logged,
 )
-LOG_DIR = ROOT / "var" / "bench"
-RESULT_PREFIX = "BENCH_RESULT "
+from driver import odoo_shell as driver_shell  # noqa: E402
+from driver import (
+    result as shell_result,
+)
 
+ADDONS_PATH.append(str(ROOT))
 MODEL = "sengerio.generated.document"
-TABLES = ("sengerio_generated_document", "sengerio_generated_document_recipient")
 # the documents' tables, vacuumed with the register's
 DOCUMENT_TABLES = ("sale_order", "account_move", "purchase_order", "account_payment")
 RATIO_TARGET = 1.5
@@ -102,76 +110,12 @@ def say(msg, *args):
     print("[bench] " + (msg % args if args else msg), file=sys.stderr, flush=True)
 
 
-def odoo_cmd(*args):
-    # The "--addons-path=" form must come first so subcommands (shell) work.
-    odoo_bin = str(ODOO_SRC / "odoo-bin")
-    return [sys.executable, odoo_bin, "--addons-path=" + ADDONS_PATH, *args]
-
-
-def run_logged(cmd, log_name, stdin_text=None, timeout=7200):
-    """Run a command, append its output to ``var/bench/<log_name>.log``."""
-    log_path = LOG_DIR / (log_name + ".log")
-    proc = subprocess.run(
-        cmd,
-        input=stdin_text,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    with open(log_path, "a") as log:
-        log.write("$ %s\n%s%s\n" % (" ".join(cmd), proc.stdout, proc.stderr))
-    if proc.returncode:
-        raise RuntimeError("%s failed, see %s" % (" ".join(cmd[2:5]), log_path))
-    return proc.stdout
-
-
 def odoo_shell(db, step, **kwargs):
-    """Run ``step(env, **kwargs)`` of this module in an ``odoo-bin shell``.
-
-    Returns what the step printed after :data:`RESULT_PREFIX`, decoded.
-    """
-    code = (
-        "import json, sys\n"
-        "sys.path.insert(0, %r)\n"
-        "import register_list\n"
-        "register_list.%s(env, **json.loads(%r))\n"
-    ) % (str(Path(__file__).resolve().parent), step, json.dumps(kwargs))
-    cmd = odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn")
-    out = run_logged(cmd, db, stdin_text=code)
-    for line in out.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :])
-    raise RuntimeError("no result from %s in %s" % (step, db))
-
-
-def psql(db, sql):
-    return subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-tAc", sql],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
-
-
-def db_exists(db):
-    return psql("postgres", "SELECT 1 FROM pg_database WHERE datname = '%s'" % db)
-
-
-def drop_db(db):
-    if db_exists(db):
-        run_logged(odoo_cmd("db", "drop", db), db)
-
-
-def addon_revision():
-    """The checkout's commit, noting uncommitted changes to the addon."""
-
-    def git(*args):
-        cmd = ["git", "-C", str(ROOT), *args]
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
-
-    revision = git("rev-parse", "--short", "HEAD") or "unknown commit"
-    if git("status", "--porcelain", "--", "sengerio_mailing"):
-        revision += " + uncommitted changes"
-    return revision
+    """Run ``step(env, **kwargs)`` of this module in an ``odoo-bin shell``."""
+    found = driver_shell(db, "register_list", step, **kwargs)
+    if found is None:
+        raise RuntimeError("no result from %s in %s" % (step, db))
+    return found
 
 
 def prepare_base(base):
@@ -227,7 +171,7 @@ def fill_register(db, size, people):
                 )
         conn.autocommit = True
         with conn.cursor() as cr:
-            for table in TABLES + DOCUMENT_TABLES:
+            for table in REGISTER_TABLES + DOCUMENT_TABLES:
                 cr.execute("VACUUM (ANALYZE) %s" % table)
     finally:
         conn.close()
@@ -451,15 +395,14 @@ def update_kept(db):
         ),
         db,
     )  # fmt: skip
-    for table in TABLES + DOCUMENT_TABLES:
+    for table in REGISTER_TABLES + DOCUMENT_TABLES:
         psql(db, "VACUUM (ANALYZE) %s" % table)
 
 
 def prepare_sized(base, db, size, people):
     """``db``: a copy of ``base`` with ``size`` entries."""
-    drop_db(db)
     (LOG_DIR / (db + ".log")).unlink(missing_ok=True)
-    run_logged(odoo_cmd("db", "duplicate", "-f", base, db), db)
+    copy_db(base, db)
     seconds = fill_register(db, size, people)
     say("%s: %s entries inserted, vacuumed and analyzed in %.1f s", db, size, seconds)
 
@@ -654,10 +597,6 @@ def main():
 # ---------------------------------------------------------------------------
 
 
-def _result(value):
-    print(RESULT_PREFIX + json.dumps(value), flush=True)
-
-
 def odoo_setup(env):
     """A second company, agents, customers and the two measured users."""
     from odoo import Command
@@ -718,7 +657,7 @@ def odoo_setup(env):
             }
         )
     env.cr.commit()
-    _result(
+    shell_result(
         {
             "company_ids": [main.id, other.id],
             "company_names": [main.name, other.name],
@@ -880,7 +819,7 @@ def _explain(cr, statements, plans_file, title):
         text = query if isinstance(query, str) else query.decode()
         if not text.lstrip().upper().startswith("SELECT"):
             continue
-        if not any(table in text for table in TABLES):
+        if not any(table in text for table in REGISTER_TABLES):
             continue
         cr.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + text, params)
         plan = cr.fetchone()[0][0]
@@ -892,7 +831,7 @@ def _explain(cr, statements, plans_file, title):
             label = _scan_label(scan)
             if label not in scans:
                 scans.append(label)
-            if scan[0] == "Seq Scan" and scan[1] in TABLES + DOCUMENT_TABLES:
+            if scan[0] == "Seq Scan" and scan[1] in REGISTER_TABLES + DOCUMENT_TABLES:
                 seq_scans.append(scan[1])
     return scans, seq_scans
 
@@ -992,7 +931,7 @@ def odoo_measure(env, repeat, plans):
                             "scans": scans,
                             "seq_scans": seq_scans,
                         }
-    _result(results)
+    shell_result(results)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ for folder in (BENCH, ROOT / "tests", ROOT / "dev"):
         sys.path.insert(0, str(folder))
 
 import bcc_queue  # noqa: E402
+import driver  # noqa: E402
 from harness import OdooServer  # noqa: E402
 from mailcheck import raw_headers  # noqa: E402
 from register_list import list_view_specification  # noqa: E402
@@ -87,7 +88,7 @@ DRAIN_TIMEOUT = 1800  # seconds
 QUEUE_PROCESSES = 2  # odoo-bin shells queueing the emails together
 PAUSE = 0.5  # seconds between two openings of the list by the user
 
-bcc_queue.ADDONS_PATH.append(str(ROOT))
+driver.ADDONS_PATH.append(str(ROOT))
 
 
 def say(msg, *args):
@@ -106,11 +107,11 @@ def prepare_queue(db, count, smtp_port, pdf_dir, batch_size):
     (one PDF per document model rendered once and reused). Returns what the
     drains must deliver: ``{"mails": [[message_id, hidden copy], ...]}``.
     """
-    bcc_queue.drop_db(db)
-    (bcc_queue.LOG_DIR / (db + ".log")).unlink(missing_ok=True)
+    driver.drop_db(db)
+    (driver.LOG_DIR / (db + ".log")).unlink(missing_ok=True)
     say("installing sengerio_mailing on %s (a minute or two)", db)
-    bcc_queue.run_logged(
-        bcc_queue.odoo_cmd(
+    driver.run_logged(
+        driver.odoo_cmd(
             "-d", db, "-i", "sengerio_mailing", "--without-demo=all",
             "--stop-after-init", "--no-http", "--log-level=warn",
         ),
@@ -119,8 +120,8 @@ def prepare_queue(db, count, smtp_port, pdf_dir, batch_size):
     env = dict(
         os.environ, SMTP_PORT=str(smtp_port), ALIAS_DOMAIN=bcc_queue.ALIAS_DOMAIN
     )
-    bcc_queue.run_logged(
-        bcc_queue.odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn"),
+    driver.run_logged(
+        driver.odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn"),
         db,
         stdin_text=(ROOT / "dev" / "configure_db.py").read_text(),
         env=env,
@@ -150,10 +151,8 @@ def prepare_queue(db, count, smtp_port, pdf_dir, batch_size):
 
 def copy_db(source, target):
     """A fresh copy of the queued database and its filestore."""
-    (bcc_queue.LOG_DIR / (target + ".log")).unlink(missing_ok=True)
-    bcc_queue.run_logged(
-        bcc_queue.odoo_cmd("db", "duplicate", "-f", source, target), target
-    )
+    (driver.LOG_DIR / (target + ".log")).unlink(missing_ok=True)
+    driver.copy_db(source, target)
 
 
 # ---------------------------------------------------------------------------
@@ -486,7 +485,7 @@ def drain(
                 for server in servers:
                     server.stop()
     finally:
-        bcc_queue.drop_db(copy)
+        driver.drop_db(copy)
     result["problems"] = check_wire(expected, spool) + check_register(expected, result)
     return result
 
@@ -708,13 +707,13 @@ def main():
     args = parse_args()
     db = args.db_prefix + "_queue"
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    bcc_queue.LOG_DIR.mkdir(parents=True, exist_ok=True)
+    driver.LOG_DIR.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    smtp_port = bcc_queue.free_port()
+    smtp_port = driver.free_port()
     results = []
     try:
-        if args.reuse and bcc_queue.db_exists(db):
+        if args.reuse and driver.db_exists(db):
             say("reusing %s", db)
             bcc_queue.odoo_shell(
                 db, "odoo_set_smtp_port", module="scale_out", port=smtp_port
@@ -742,7 +741,7 @@ def main():
                         mode,
                         smtp_port,
                         spool,
-                        bcc_queue.LOG_DIR,
+                        driver.LOG_DIR,
                         args.chunk,
                         senders=args.senders,
                         idle_openings=args.idle,
@@ -751,13 +750,13 @@ def main():
                     results.append(result)
     finally:
         if not args.keep:
-            bcc_queue.drop_db(db)
+            driver.drop_db(db)
         shutil.rmtree(tmp, ignore_errors=True)
     ok = print_report(results, count, args)
     print()
     print(
         "total run time %.0f s; logs in %s"
-        % (time.monotonic() - started, bcc_queue.LOG_DIR)
+        % (time.monotonic() - started, driver.LOG_DIR)
     )
     return 0 if ok else 1
 
@@ -787,7 +786,7 @@ def odoo_prepare(env, batch_size):
     user._set_encrypted_password(user.id, user._crypt_context().hash(LIST_USER))
     env.cr.commit()
     mails = env["mail.mail"].search([("state", "=", "outgoing")], order="id")
-    bcc_queue._result(
+    driver.result(
         {"mails": [[m.message_id, m.sengerio_bcc_recipient or ""] for m in mails]}
     )
 

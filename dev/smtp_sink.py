@@ -14,6 +14,7 @@ Odoo's mail gateway, as ``odoo-mailgate`` hands it over (:class:`Bouncer`).
 import argparse
 import json
 import logging
+import re
 import signal
 import sys
 import threading
@@ -30,17 +31,50 @@ from flows import build_dsn, message_process
 _logger = logging.getLogger("smtp_sink")
 
 
-class SpoolHandler:
-    """aiosmtpd handler writing each envelope to the spool folder."""
+def rfc5321_violations(data, mail_options=()):
+    """What a strict SMTP server refuses in the DATA of a message.
 
-    def __init__(self, spool, bouncer=None):
+    RFC 5321: lines end with CRLF, never a bare CR or LF, and hold at most
+    998 octets; RFC 6152: 8-bit octets only with ``BODY=8BITMIME``.
+    """
+    found = []
+    if re.search(rb"(?<!\r)\n|\r(?!\n)", data):
+        found.append("bare CR or LF")
+    if any(len(line) > 998 for line in data.split(b"\r\n")):
+        found.append("line over 998 octets")
+    if not data.isascii() and "BODY=8BITMIME" not in [
+        option.upper() for option in mail_options
+    ]:
+        found.append("8-bit data without BODY=8BITMIME")
+    return found
+
+
+class SpoolHandler:
+    """aiosmtpd handler writing each envelope to the spool folder.
+
+    ``strict``: refuse (550) what :func:`rfc5321_violations` finds, as strict
+    servers do since the SMTP smuggling fixes; ``refused`` lists them.
+    ``bouncer``: a :class:`Bouncer` answering for a customer domain.
+    """
+
+    def __init__(self, spool, strict=False, bouncer=None):
         self.bouncer = bouncer
         self.spool = Path(spool)
         self.spool.mkdir(parents=True, exist_ok=True)
+        self.strict = strict
+        self.refused = []
         self._lock = threading.Lock()
         self._count = 0
 
     async def handle_DATA(self, server, session, envelope):
+        if self.strict:
+            found = rfc5321_violations(
+                envelope.original_content or b"", envelope.mail_options
+            )
+            if found:
+                self.refused.append((list(envelope.rcpt_tos), found))
+                _logger.info("refused for %s: %s", envelope.rcpt_tos, found)
+                return "550 5.6.0 Message refused: %s" % ", ".join(found)
         with self._lock:
             self._count += 1
             stamp = "%s-%06d" % (
@@ -112,8 +146,8 @@ class Bouncer:
 class SmtpSink:
     """Start and stop an aiosmtpd sink on 127.0.0.1 in a background thread."""
 
-    def __init__(self, spool, port=0, host="127.0.0.1", bouncer=None):
-        self.handler = SpoolHandler(spool, bouncer)
+    def __init__(self, spool, port=0, host="127.0.0.1", strict=False, bouncer=None):
+        self.handler = SpoolHandler(spool, strict=strict, bouncer=bouncer)
         self.host = host
         self.port = port
         self.controller = None

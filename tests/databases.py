@@ -9,26 +9,20 @@ another one did.
 
 import base64
 import hashlib
-import json
 import os
 import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import psycopg2
-from harness import ROOT, free_port, odoo_cmd
+from harness import ADDONS_PATH, driver, free_port
 
-sys.path.insert(0, str(ROOT / "bench"))
-import bcc_queue  # noqa: E402
-
-BASE_MODULES = bcc_queue.BASE_MODULES
-FILESTORE = (
-    Path(os.environ.get("ODOO_DATA_DIR", Path.home() / ".local" / "share" / "Odoo"))
-    / "filestore"
-)
+BASE_MODULES = "sale_management,sale_async_emails,account,purchase"
+FILESTORE = driver.FILESTORE
+copy_db = driver.copy_db
+drop_db = driver.drop_db
 
 
 def query(db, sql, params=(), env=None):
@@ -49,21 +43,7 @@ def _pg(*cmd, env=None):
 
 
 def db_exists(db, env=None):
-    sql = "SELECT 1 FROM pg_database WHERE datname = %s"
-    return bool(query("postgres", sql, (db,), env))
-
-
-def copy_db(source, target):
-    """``target`` becomes a copy of ``source``: database and filestore."""
-    drop_db(target)
-    _pg("createdb", "-T", source, target)
-    if (FILESTORE / source).is_dir():
-        shutil.copytree(FILESTORE / source, FILESTORE / target)
-
-
-def drop_db(db, env=None):
-    _pg("dropdb", "--if-exists", db, env=env)
-    remove_filestore(db)
+    return driver.db_exists(db, env)
 
 
 def remove_filestore(db):
@@ -77,27 +57,13 @@ def odoo_shell(db, step, log_path, env=None, **kwargs):
     (one PDF rendered per model, its bytes reused). Returns what the step
     reported.
     """
-    code = "import json, bcc_queue\nbcc_queue.%s(env, **json.loads(%r))\n" % (
-        step,
-        json.dumps(kwargs),
-    )
-    proc = subprocess.run(
-        odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn"),
-        input=code,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=dict(os.environ, **(env or {}), PYTHONPATH=str(ROOT / "bench")),
-        check=False,
-    )
-    with open(log_path, "a") as log:
-        log.write("$ shell %s %s\n%s%s\n" % (db, step, proc.stdout, proc.stderr))
-    if proc.returncode:
-        raise RuntimeError("odoo-bin shell %s failed, see %s" % (step, log_path))
-    for line in proc.stdout.splitlines():
-        if line.startswith(bcc_queue.RESULT_PREFIX):
-            return json.loads(line[len(bcc_queue.RESULT_PREFIX) :])
-    raise RuntimeError("odoo-bin shell %s reported nothing, see %s" % (step, log_path))
+    found = driver.odoo_shell(
+        db, "bcc_queue", step, Path(log_path), env=env, addons_path=ADDONS_PATH,
+        **kwargs,
+    )  # fmt: skip
+    if found is None:
+        raise RuntimeError("shell step %s reported nothing, see %s" % (step, log_path))
+    return found
 
 
 def set_smtp_port(db, port, env=None):

@@ -4,7 +4,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,10 +13,13 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
-ADDONS_PATH = ",".join(
-    [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons"), str(ROOT)]
-)
+sys.path.insert(0, str(ROOT / "dev"))
+import driver  # noqa: E402
+
+ODOO_SRC = driver.ODOO_SRC
+# the checkout's addon, not a snapshot: the tests run what is in the work tree
+ADDONS_PATH = [*driver.ODOO_ADDONS, str(ROOT)]
+free_port = driver.free_port
 
 
 def _die_with_parent():
@@ -26,16 +28,8 @@ def _die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def odoo_cmd(*args):
-    odoo_bin = str(ODOO_SRC / "odoo-bin")
-    # The "--addons-path=" form must come first so subcommands (shell) work.
-    return [sys.executable, odoo_bin, "--addons-path=" + ADDONS_PATH, *args]
+    return driver.odoo_cmd(*args, addons_path=ADDONS_PATH)
 
 
 class RpcError(Exception):

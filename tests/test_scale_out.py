@@ -42,15 +42,15 @@ def queued(tmp_path_factory):
     """A database with ``COUNT`` document emails queued, and the sink's port."""
     db = os.environ.get("SENGERIO_SCALEOUT_DB") or "sengerio_scaleout_%s" % os.getpid()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    scale_out.bcc_queue.LOG_DIR = LOG_DIR
-    smtp_port = scale_out.bcc_queue.free_port()
+    scale_out.driver.LOG_DIR = LOG_DIR
+    smtp_port = scale_out.driver.free_port()
     pdf_dir = tmp_path_factory.mktemp("pdf")
     try:
         expected = scale_out.prepare_queue(db, COUNT, smtp_port, pdf_dir, BATCH_SIZE)
         assert len(expected["mails"]) == COUNT
         yield db, expected, smtp_port
     finally:
-        scale_out.bcc_queue.drop_db(db)
+        scale_out.driver.drop_db(db)
 
 
 def keep(result):

@@ -1,10 +1,11 @@
+import hashlib
 import logging
 import xmlrpc.client
 
 from odoo import api, models
-from odoo.tools import plaintext2html
+from odoo.tools import SQL, email_normalize, email_normalize_all, plaintext2html
 
-from .. import policy
+from .. import bounce, policy
 
 _logger = logging.getLogger(__name__)
 
@@ -67,48 +68,279 @@ class MailThread(models.AbstractModel):
             message, recipients_data, msg_vals=msg_vals, **kwargs
         )
 
-    # Bounces ---------------------------------------------------------------
+    # Bounces: the gateway side -------------------------------------------
+    # Read the report, find the entry it is about, check that it is believable
+    # and new, and queue it for the notice cron (sengerio.bounce.notice),
+    # which records the outcome and tells people.
 
     @api.model
     def _message_parse_extract_bounce(self, email_message, message_dict):
-        """Read the bounce precisely, so Odoo blames the right recipient.
+        """Read a bounce of a generated document precisely.
 
-        Delay notices and auto-replies blame nobody, nor does a bounce of the
-        sender's own hidden copy.
+        Odoo's own reading stands for every other email. For a document's
+        email, Odoo then blames only a customer the report truly names:
+        nobody for a delay, a bounce of the sender's own hidden copy, a report
+        that is not believed or one already handled.
         """
         try:
             res = super()._message_parse_extract_bounce(email_message, message_dict)
         except Exception as error:  # broken MIME must not crash the gateway
+            res = self._sengerio_failed_bounce_detection(
+                email_message, message_dict, error
+            )
+        if not res.get("is_bounce"):
+            return res
+        try:
+            res.update(self._sengerio_read_bounce(email_message, message_dict, res))
+        except Exception:
+            _logger.exception(
+                "Generated Documents: unreadable bounce %s, left to Odoo",
+                message_dict.get("message_id"),
+            )
+        return res
+
+    @api.model
+    def _sengerio_failed_bounce_detection(self, email_message, message_dict, error):
+        """Odoo's bounce reading raised: an ordinary email stays one."""
+        try:
+            is_bounce = self._detect_is_bounce(email_message, message_dict)
+        except Exception:
+            is_bounce = False
+        if not is_bounce:
             _logger.warning(
-                "Generated Documents: broken bounce %s (%s), nobody marked bounced",
+                "Mail gateway: bounce detection failed on %s (%s), routed as an "
+                "ordinary email",
                 message_dict.get("message_id"),
                 error,
             )
-            res = {
-                "is_bounce": True,
-                "bounced_email": False,
-                "bounced_partner": self.env["res.partner"],
-                "bounced_msg_ids": False,
-                "bounced_message": self.env["mail.message"],
-            }
-        if res.get("is_bounce"):
+            return {"is_bounce": False}
+        _logger.warning(
+            "Mail gateway: broken bounce %s (%s), nobody marked bounced",
+            message_dict.get("message_id"),
+            error,
+        )
+        return dict(self._sengerio_no_blame(), is_bounce=True)
+
+    def _sengerio_no_blame(self):
+        """Bounce values with which Odoo marks nothing bounced."""
+        return {
+            "bounced_email": False,
+            "bounced_partner": self.env["res.partner"].sudo(),
+            "bounced_msg_ids": False,
+            "bounced_message": self.env["mail.message"].sudo(),
+        }
+
+    @api.model
+    def _sengerio_read_bounce(self, email_message, message_dict, odoo_values):
+        """Values for ``message_dict`` when a bounce is about a document.
+
+        :return: ``{}`` (Odoo's own reading stands) unless the report is
+            about a generated document; then Odoo's values, corrected, and
+            ``sengerio_bounce``: what to queue, if anything
+        """
+        msg_id = message_dict.get("message_id")
+        report = bounce.read_bounce(email_message)
+        if report.is_notice_bounce:
+            _logger.info(
+                "Generated Documents: bounce %s returns a bounce notice, not forwarded",
+                msg_id,
+            )
+            return {}
+        key = self._sengerio_report_key(email_message, report)
+        found = self._sengerio_bounced_entry(report.message_ids, key)
+        message = odoo_values.get("bounced_message")
+        if not found and not (message and message.sudo().sengerio_document_type):
+            # no document's email: Odoo's own handling, as Odoo does it
+            _logger.info(
+                "Generated Documents: %s is about %s, which is no generated document",
+                msg_id,
+                ", ".join(report.message_ids) or "no email it returns",
+            )
+            return {}
+        values = self._sengerio_no_blame()
+        if report.kind not in ("failed", "delayed") or not found:
+            # an auto-reply, or a report that only names the document's email
+            # in its own References or text: nobody is blamed
+            _logger.info(
+                "Generated Documents: %s names %s, but is %s: nobody marked bounced",
+                msg_id,
+                found["message_id"] if found else message.message_id,
+                {
+                    "autoreply": "an auto-reply",
+                    "none": "no report of a failure",
+                }.get(report.kind, "no report returning that email"),
+            )
+            return values
+        about = found["message_id"]
+        reason = self._sengerio_unbelievable(email_message, found["bounce_emails"])
+        if reason:
+            _logger.warning(
+                "Generated Documents: report %s about %s ignored: %s",
+                msg_id,
+                about,
+                reason,
+            )
+            return values
+        if found["known"]:
+            _logger.info(
+                "Generated Documents: report %s about %s was already handled",
+                msg_id,
+                about,
+            )
+            return values
+        envelope = {email_normalize(e) for e in found["envelope"] if e}
+        envelope = (envelope | {found["bcc_email"]}) - {False, None}
+        believed, strangers = [], []
+        for recipient in self._sengerio_reported(report):
+            address = next((a for a in recipient.addresses if a in envelope), None)
+            if address:
+                recipient.email = address
+                believed.append(recipient)
+            else:
+                strangers.append(recipient.email)
+        if strangers:
+            _logger.warning(
+                "Generated Documents: report %s names %s, not recipients of %s: "
+                "ignored for them",
+                msg_id,
+                ", ".join(strangers),
+                about,
+            )
+        if not believed:
+            return values
+        entry = self.env["sengerio.generated.document"].sudo().browse(found["id"])
+        values["sengerio_bounce"] = {
+            "entry": entry,
+            "about": about,
+            "kind": report.kind,
+            "recipients": believed,
+            "key": key,
             # the bytes travel on with the bounce: the first savepoint clears
             # the cursor's precommit data
-            res["sengerio_raw_message"] = self.env.cr.precommit.data.get(
-                RAW_MESSAGE_KEY
+            "raw": self.env.cr.precommit.data.get(RAW_MESSAGE_KEY)
+            or bounce.message_bytes(email_message),
+        }
+        customers = [
+            r.email for r in believed if r.is_failure and r.email != found["bcc_email"]
+        ]
+        if customers:
+            partner = (
+                odoo_values.get("bounced_partner")
+                if customers[0] == odoo_values.get("bounced_email")
+                else self.env["res.partner"]
+                .sudo()
+                .search([("email_normalized", "=", customers[0])])
             )
-            try:
-                res.update(
-                    self.env["sengerio.generated.document"]._bounce_parse(
-                        email_message, res
-                    )
-                )
-            except Exception:
-                _logger.exception(
-                    "Generated Documents: unreadable bounce %s, left to Odoo",
-                    message_dict.get("message_id"),
-                )
-        return res
+            values.update(
+                bounced_email=customers[0],
+                bounced_partner=partner,
+                bounced_message=self.env["mail.message"]
+                .sudo()
+                .browse(found["mail_message_id"]),
+                bounced_msg_ids=report.message_ids,
+            )
+        return values
+
+    @api.model
+    def _sengerio_reported(self, report):
+        """The recipients a report is about: the failed, else the delayed."""
+        return report.failed if report.kind == "failed" else report.delayed
+
+    @api.model
+    def _sengerio_bounced_entry(self, message_ids, key=""):
+        """What the gateway needs to know of the entry a report returns.
+
+        One query for it all (this runs for every bounce; ``bench/
+        bounce_gateway.py`` measures it): the newest entry with the returned
+        Message-Id, the addresses its email was sent to, whether a report
+        with ``key`` was handled already, and the bounce addresses.
+
+        :return: ``{"id", "message_id", "mail_message_id", "bcc_email",
+            "envelope", "known", "bounce_emails"}``, or None
+        """
+        if not message_ids:
+            return None
+        for model in (
+            "sengerio.generated.document",
+            "sengerio.generated.document.recipient",
+            "sengerio.bounce.notice",
+        ):
+            self.env[model].flush_model()
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT d.id, d.message_id, d.mail_message_id, d.bcc_email,
+                       ARRAY(SELECT r.email
+                               FROM sengerio_generated_document_recipient r
+                              WHERE r.document_id = d.id),
+                       EXISTS(SELECT 1 FROM sengerio_bounce_notice n
+                               WHERE n.document_id = d.id AND n.report_key = %s),
+                       ARRAY(SELECT a.bounce_alias || '@' || a.name
+                               FROM mail_alias_domain a
+                              WHERE a.bounce_alias IS NOT NULL)
+                  FROM sengerio_generated_document d
+                 WHERE d.message_id IN %s
+                 ORDER BY d.id DESC
+                 LIMIT 1
+                """,
+                key,
+                tuple(message_ids),
+            )
+        )
+        row = self.env.cr.fetchone()
+        if not row:
+            return None
+        names = (
+            "id", "message_id", "mail_message_id", "bcc_email", "envelope", "known",
+            "bounce_emails",
+        )  # fmt: skip
+        return dict(zip(names, row, strict=True))
+
+    @api.model
+    def _sengerio_unbelievable(self, email_message, bounce_emails):
+        """Why a report about a document is not believed, if it is not.
+
+        A real report comes back to the bounce address, the envelope sender
+        of every email Odoo sends. The mail server's own delivery headers
+        (``Delivered-To``, ``X-Original-To``, ``Envelope-To``, topmost first)
+        say where it was delivered; without them, To and Cc.
+        """
+        bounce_emails = {email_normalize(e) for e in bounce_emails}
+        for header in ("Delivered-To", "X-Original-To", "Envelope-To"):
+            delivered = email_message.get(header)
+            if delivered:
+                if email_normalize(str(delivered)) in bounce_emails:
+                    return False
+                return "delivered to %s, not to the bounce address" % delivered
+        visible = email_normalize_all(
+            ",".join(
+                str(v)
+                for header in ("To", "Cc")
+                for v in email_message.get_all(header) or []
+            )
+        )
+        if bounce_emails.intersection(visible):
+            return False
+        return "not sent to the bounce address (%s)" % (
+            ", ".join(visible) or "no recipient"
+        )
+
+    @api.model
+    def _sengerio_report_key(self, email_message, report):
+        """What makes a report the same report when it comes again.
+
+        Its Message-Id with its kind and the addresses it reports; without a
+        Message-Id, its bytes.
+        """
+        report_id = str(email_message.get("Message-Id") or "").strip()
+        if report_id:
+            emails = sorted(r.email for r in self._sengerio_reported(report))
+            text = "|".join([report_id, report.kind, *emails])
+            return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+        raw = self.env.cr.precommit.data.get(RAW_MESSAGE_KEY) or bounce.message_bytes(
+            email_message
+        )
+        return hashlib.sha256(raw).hexdigest()
 
     def _message_parse_extract_payload(
         self, message, message_dict, save_original=False
@@ -140,18 +372,19 @@ class MailThread(models.AbstractModel):
             data.pop(RAW_MESSAGE_KEY, None)
 
     def _routing_handle_bounce(self, email_message, message_dict):
-        """After Odoo's own bounce handling, update Generated Documents."""
-        # the register lines are written once, by _bounce_process, not also
+        """After Odoo's own bounce handling, queue a document's bounce."""
+        # the register lines are written once, by the notice cron, not also
         # when Odoo marks the notification bounced
         res = super(
             MailThread, self.with_context(sengerio_in_bounce=True)
         )._routing_handle_bounce(email_message, message_dict)
+        found = message_dict.get("sengerio_bounce")
+        if not found:
+            return res
         try:
-            self.env["sengerio.generated.document"].sudo()._bounce_process(
-                email_message,
-                message_dict,
-                raw_message=message_dict.get("sengerio_raw_message"),
-            )
+            # no savepoint: queueing cannot fail in SQL (see the notice's
+            # _queue), and a savepoint costs the gateway 7% of its throughput
+            self._sengerio_queue_bounce(found, message_dict)
         except Exception:
             _logger.exception(
                 "Generated Documents: bounce %s not recorded",
@@ -164,6 +397,32 @@ class MailThread(models.AbstractModel):
                     [("notification_id", "in", message.sudo().notification_ids.ids)]
                 )._sync_from_notifications()
         return res
+
+    @api.model
+    def _sengerio_queue_bounce(self, found, message_dict):
+        """Queue a believed report for the notice cron (every minute)."""
+        entry = found["entry"]
+        notice = (
+            self.env["sengerio.bounce.notice"]
+            .sudo()
+            ._queue(
+                entry,
+                found["kind"],
+                found["recipients"],
+                found["raw"],
+                key=found["key"],
+                report_message_id=message_dict.get("message_id"),
+            )
+        )
+        if not notice:
+            return notice
+        _logger.info(
+            "Generated Documents: %s of %s for %s queued",
+            "delay" if found["kind"] == "delayed" else "bounce",
+            found["about"],
+            ", ".join(r.email for r in found["recipients"]),
+        )
+        return notice
 
     # Extension points for document models ---------------------------------
 

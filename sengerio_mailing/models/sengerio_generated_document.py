@@ -2,18 +2,15 @@ import functools
 import logging
 from collections import defaultdict
 from datetime import timedelta
-from email.utils import formataddr
-
-from markupsafe import Markup
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
-from odoo.tools import SQL, email_normalize, html_escape, split_every
+from odoo.tools import SQL, split_every
 from odoo.tools.query import Query
 from odoo.tools.sql import create_index
 
-from .. import bounce, policy
+from .. import policy
 
 _logger = logging.getLogger(__name__)
 
@@ -97,6 +94,14 @@ class SengerioGeneratedDocument(models.Model):
         "attachment_id",
         "Attachments",
         readonly=True,
+    )
+    notice_ids = fields.One2many(
+        "sengerio.bounce.notice",
+        "document_id",
+        "Delivery Reports",
+        readonly=True,
+        groups="base.group_system",
+        help="The delivery reports received about this email, and what was done.",
     )
     date = fields.Datetime(required=True, index=True, readonly=True)
     company_id = fields.Many2one(
@@ -695,219 +700,10 @@ class SengerioGeneratedDocument(models.Model):
 
     # Bounces ---------------------------------------------------------------
 
-    @api.model
-    def _bounce_parse(self, email_message, odoo_values):
-        """Values for ``message_dict`` from a precise reading of a bounce.
-
-        :param odoo_values: what Odoo's own parser found (bounced_email...)
-        """
-        report = bounce.read_bounce(email_message)
-        Partner = self.env["res.partner"].sudo()
-        message = odoo_values.get("bounced_message") or self.env["mail.message"]
-        values = {"sengerio_report": report, "sengerio_entry": self}
-        if report.is_notice_bounce or report.kind not in ("failed", "delayed"):
-            # an auto-reply, our own notice...: Odoo must mark nothing bounced
-            values.update(bounced_email=False, bounced_partner=Partner)
-            values["bounced_msg_ids"] = False
-            return values
-        odoo_ids = odoo_values.get("bounced_msg_ids") or []
-        if not message and not set(report.message_ids) <= set(odoo_ids):
-            message = (
-                self.env["mail.message"]
-                .sudo()
-                .search([("message_id", "in", report.message_ids)], limit=1)
-            )
-        entry = self.sudo()._bounce_entry(message, report)
-        values.update(
-            sengerio_entry=entry,
-            bounced_message=message,
-            bounced_msg_ids=odoo_ids or report.message_ids,
-        )
-        customers = [r for r in report.failed if r.email != entry.bcc_email]
-        if not customers:
-            # a delay, or the sender's own copy: no customer bounced
-            values.update(
-                bounced_email=False, bounced_partner=Partner, bounced_msg_ids=False
-            )
-        else:
-            email = customers[0].email
-            partner = (
-                odoo_values.get("bounced_partner")
-                if email == odoo_values.get("bounced_email")
-                else Partner.search([("email_normalized", "=", email)])
-            )
-            values.update(bounced_email=email, bounced_partner=partner)
-        return values
-
-    @api.model
-    def _bounce_entry(self, message, report):
-        """The entry a bounce is about: by its message, else by Message-Id.
-
-        This runs in the mail gateway for every bounce: the query is built
-        directly rather than from a domain, and only the fields the gateway
-        reads are fetched.
-        """
-        conditions = []
-        if message:
-            conditions.append(SQL("mail_message_id = %s", message.id))
-        if report.message_ids:
-            conditions.append(SQL("message_id IN %s", tuple(report.message_ids)))
-        fields = [self._fields["bcc_email"], self._fields["message_id"]]
-        for condition in conditions:
-            query = Query(self.env, self._table, self._table_sql)
-            query.add_where(condition)
-            query.order = SQL("id DESC")
-            query.limit = 1
-            entry = self._fetch_query(query, fields)
-            if entry:
-                return entry
-        return self.browse()
-
-    @api.model
-    def _bounce_process(self, email_message, message_dict, raw_message=None):
-        """Queue a bounce of a generated document for the bounce notice cron.
-
-        The gateway only queues, in a savepoint, so that it stays about as
-        fast as Odoo's own and a failure leaves Odoo's own bounce handling
-        whole. The cron marks the recipients and tells people.
-
-        :param raw_message: the bytes of the bounce as received, attached to
-            the email to the sender (serialised again when not given)
-        :return: the entry the bounce is about, or ``False``
-        """
-        report = message_dict.get("sengerio_report")
-        msg_id = message_dict.get("message_id")
-        if report is None:
-            _logger.info("Generated Documents: bounce %s could not be read", msg_id)
-            return False
-        if report.is_notice_bounce:
-            _logger.info(
-                "Generated Documents: bounce %s returns a bounce notice, not forwarded",
-                msg_id,
-            )
-            return False
-        if report.kind == "autoreply":
-            _logger.info(
-                "Generated Documents: %s is an auto-reply, not a bounce", msg_id
-            )
-            return False
-        if report.kind not in ("failed", "delayed"):
-            _logger.info(
-                "Generated Documents: bounce %s names no failed recipient", msg_id
-            )
-            return False
-        entry = message_dict.get("sengerio_entry")
-        if entry is None:
-            entry = self._bounce_entry(message_dict.get("bounced_message"), report)
-        entry = entry.with_env(self.env)
-        if not entry:
-            _logger.info(
-                "Generated Documents: bounce %s is about %s, which is no generated "
-                "document",
-                msg_id,
-                ", ".join(report.message_ids) or "an unknown email",
-            )
-            return False
-        Notice = self.env["sengerio.bounce.notice"]
-        with self.env.cr.savepoint():
-            if report.kind == "delayed":
-                Notice._queue(entry, "delayed", report.delayed)
-            else:
-                customers = [r for r in report.failed if r.email != entry.bcc_email]
-                if customers and raw_message is None:
-                    raw_message = bounce.message_bytes(email_message)
-                # the sender's own copy bounced: no report to send back
-                Notice._queue(entry, "failed", report.failed, customers and raw_message)
-        _logger.info(
-            "Generated Documents: %s of %s for %s queued",
-            "delay" if report.kind == "delayed" else "bounce",
-            entry.message_id,
-            ", ".join(r.email for r in report.failed or report.delayed),
-        )
-        return entry
-
-    def _bounce_record_failure(self, failures):
-        """Mark the failed recipients bounced.
-
-        :param failures: :class:`~..bounce.RecipientReport` of the failures
-        :return: the recipient lines marked bounced
-        """
-        self.ensure_one()
-        lines = self.env["sengerio.generated.document.recipient"]
-        for failure in failures:
-            if failure.email == self.bcc_email:
-                self._bounce_note_bcc(failure)
-                continue
-            line = self.recipient_ids.filtered(
-                lambda r, e=failure.email: email_normalize(r.email) == e
-            )
-            if not line:
-                _logger.info(
-                    "Generated Documents: %s bounced for %s, not one of its recipients",
-                    self.message_id,
-                    failure.email,
-                )
-                continue
-            line._record_bounce(failure)
-            lines |= line
-        if lines:
-            _logger.info(
-                "Generated Documents: %s bounced for %s",
-                self.message_id,
-                ", ".join(lines.mapped("email")),
-            )
-        return lines
-
     def _document_record(self):
         self.ensure_one()
         model = self.env.get(self.res_model)
         return model.browse(self.res_id).exists() if model is not None else None
-
-    def _bounce_note_delay(self, delayed):
-        """Note a delayed delivery on the document.
-
-        :param delayed: :class:`~..bounce.RecipientReport` of the delayed
-            recipients
-        """
-        record = self._document_record()
-        if record is None or not hasattr(record, "message_post"):
-            return
-        items = "".join(
-            "<li>%s: %s</li>"
-            % (html_escape(r.email), html_escape(r.diagnostic or r.status))
-            for r in delayed
-        )
-        record.message_post(
-            body=Markup(
-                "<p>%s</p><ul>%s</ul>"
-                % (
-                    html_escape(
-                        self.env._(
-                            "Delivery of %(document)s is delayed; the mail server "
-                            "keeps trying.",
-                            document=self.subject or self.res_name,
-                        )
-                    ),
-                    items,
-                )
-            ),
-            message_type="notification",
-            subtype_xmlid="mail.mt_note",
-        )
-
-    def _bounce_note_bcc(self, failure):
-        """The sender's own copy bounced: noted, never blamed on the customer."""
-        _logger.warning(
-            "Generated Documents: the hidden copy of %s to %s bounced (%s)",
-            self.message_id,
-            failure.email,
-            failure.status,
-        )
-        self.bcc_note = self.env._(
-            "The hidden copy to %(email)s bounced: %(reason)s",
-            email=failure.email,
-            reason=self._reason_words(failure.status),
-        )
 
     def _sender_email(self):
         """Whoever got the hidden copy, else the sender chosen by the rules."""
@@ -927,128 +723,6 @@ class SengerioGeneratedDocument(models.Model):
             [],
         )
         return email
-
-    def _bounce_notify(self, lines, report):
-        """Tell the sender in their mailbox, note it on the document.
-
-        :param report: the bounce's bytes, attached to the email to the sender
-        """
-        self.ensure_one()
-        failed = "".join(
-            "<li><b>%s</b>: %s</li>"
-            % (html_escape(line.email), html_escape(line.failure_reason or ""))
-            for line in lines
-        )
-        document = self.res_name or self.subject or ""
-        body = Markup(
-            "<p>%s</p><ul>%s</ul><p>%s</p>"
-            % (
-                html_escape(
-                    self.env._(
-                        "Your email %(subject)s about %(document)s could not be "
-                        "delivered to:",
-                        subject=self.subject or "",
-                        document=document,
-                    )
-                ),
-                failed,
-                html_escape(
-                    self.env._(
-                        "Please check the address and resend the document from "
-                        "Generated Documents. The delivery report is attached."
-                    )
-                ),
-            )
-        )
-        sender = self._sender_email()
-        if sender:
-            self._bounce_send_notice(sender, document, body, report)
-        else:
-            _logger.warning(
-                "Generated Documents: no sender to tell about the bounce of %s",
-                self.message_id,
-            )
-        record = self._document_record()
-        if record is not None and hasattr(record, "message_post"):
-            record.message_post(
-                body=body, message_type="notification", subtype_xmlid="mail.mt_note"
-            )
-            if self.user_id and hasattr(record, "activity_schedule"):
-                # quick update: no "assigned to you" email on top of the notice
-                record.with_context(mail_activity_quick_update=True).activity_schedule(
-                    "mail.mail_activity_data_todo",
-                    user_id=self.user_id.id,
-                    summary=self.env._("Fix the email address and resend"),
-                    note=body,
-                )
-
-    def _bounce_send_notice(self, sender, document, body, report):
-        attachment = (
-            self.env["ir.attachment"]
-            .sudo()
-            .create(
-                {
-                    "name": "delivery-report.eml",
-                    "raw": report,
-                    "mimetype": "message/rfc822",
-                    "res_model": self._name,
-                    "res_id": self.id,
-                }
-            )
-        )
-        company = self.company_id or self.env.company
-        mail = (
-            self.env["mail.mail"]
-            .sudo()
-            .create(
-                {
-                    "subject": self.env._(
-                        "Undelivered: %(document)s - %(subject)s",
-                        document=document,
-                        subject=self.subject or "",
-                    ),
-                    "email_from": company.email_formatted
-                    or formataddr((company.name, company.bounce_email or "")),
-                    "email_to": sender,
-                    "body_html": body,
-                    "attachment_ids": [(4, attachment.id)],
-                    "auto_delete": True,
-                    # loop guard: a bounce of this notice is never forwarded again
-                    "headers": repr(
-                        {
-                            "Auto-Submitted": "auto-generated",
-                            bounce.NOTICE_HEADER: self.message_id or str(self.id),
-                        }
-                    ),
-                }
-            )
-        )
-        # sent once the gateway's transaction is committed; the queue retries
-        mail.send_after_commit()
-        return mail
-
-    @api.model
-    def _reason_words(self, status):
-        """A DSN status code in plain words, in the user's language."""
-        return {
-            "no_such_address": self.env._("the address does not exist"),
-            "no_such_domain": self.env._("the recipient's domain does not exist"),
-            "mailbox_moved": self.env._("the mailbox has moved"),
-            "mailbox_disabled": self.env._("the mailbox is disabled"),
-            "mailbox_full": self.env._("the mailbox is full"),
-            "message_too_big": self.env._("the message is too large"),
-            "server_unreachable": self.env._(
-                "the recipient's server could not be reached"
-            ),
-            "expired": self.env._("delivery kept failing until it was given up"),
-            "policy": self.env._("rejected by the recipient's server policy"),
-            "unauthenticated": self.env._(
-                "rejected by the recipient's server as not authenticated"
-            ),
-            "temporary": self.env._("a temporary failure that did not clear up"),
-            "permanent": self.env._("a permanent delivery failure"),
-            "unknown": self.env._("the email bounced"),
-        }[bounce.status_reason(status)]
 
     @api.autovacuum
     def _gc_retention(self):

@@ -3,7 +3,7 @@ import functools
 from odoo import api, fields, models
 from odoo.osv import expression
 
-from .. import policy
+from .. import bounce, policy
 from .sengerio_generated_document import STATE_SELECTION
 
 # what _status_values() writes
@@ -76,10 +76,9 @@ class SengerioGeneratedDocumentRecipient(models.Model):
 
     @api.depends("dsn_status")
     def _compute_bounce_reason(self):
-        Register = self.env["sengerio.generated.document"]
         for line in self:
             line.bounce_reason = (
-                Register._reason_words(line.dsn_status)
+                self.env._(bounce.reason_words(line.dsn_status))
                 if line.state == "bounced"
                 else False
             )
@@ -197,7 +196,7 @@ class SengerioGeneratedDocumentRecipient(models.Model):
 
     def _record_bounce(self, failure):
         """Mark these lines bounced with what the delivery report says."""
-        words = self.env["sengerio.generated.document"]._reason_words(failure.status)
+        words = self.env._(bounce.reason_words(failure.status))
         detail = " ".join(filter(None, [failure.status, failure.diagnostic]))
         self.write(
             {

@@ -5,5 +5,7 @@ from . import test_privacy
 from . import test_register
 from . import test_bounce
 from . import test_bounce_fuzz
+from . import test_bounce_trust
+from . import test_bounce_notice
 from . import test_register_counts
 from . import test_register_access

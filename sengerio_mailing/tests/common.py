@@ -187,3 +187,58 @@ class SengerioMailCommon(MailCommon):
                 for _n, a in getaddresses(message.get_all(header, []))
             }
             self.assertLessEqual(set(email["smtp_to_list"]), shown)
+
+
+def build_dsn(
+    returned,
+    failed,
+    to,
+    status="5.1.1",
+    diagnostic=None,
+    original_recipient=None,
+    report_id="<dsn-1@mx.client.example.com>",
+    extra_headers="",
+    linesep="\n",
+):
+    """An RFC 3464 report as Postfix writes it, returning ``returned``.
+
+    :param returned: the returned email's text (its headers at least)
+    :param failed: Final-Recipient
+    :param to: where the report is delivered (To and Delivered-To)
+    :param original_recipient: Original-Recipient, if any
+    """
+    diagnostic = diagnostic or "smtp; 550 %s <%s>: no such user" % (status, failed)
+    original = (
+        "Original-Recipient: rfc822;%s\n" % original_recipient
+        if original_recipient
+        else ""
+    )
+    text = (
+        "Delivered-To: %(to)s\n"
+        "From: MAILER-DAEMON@mx.client.example.com (Mail Delivery System)\n"
+        "To: %(to)s\n"
+        "Subject: Undelivered Mail Returned to Sender\n"
+        "Message-Id: %(report_id)s\n"
+        "%(extra)s"
+        "MIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status;\n"
+        ' boundary="sengerio-test-boundary"\n'
+        "\n--sengerio-test-boundary\nContent-Type: text/plain\n\n"
+        "Delivery failed.\n"
+        "\n--sengerio-test-boundary\nContent-Type: message/delivery-status\n\n"
+        "Reporting-MTA: dns; mx.client.example.com\n\n"
+        "Final-Recipient: rfc822; %(failed)s\n%(original)s"
+        "Action: failed\nStatus: %(status)s\nDiagnostic-Code: %(diagnostic)s\n"
+        "\n--sengerio-test-boundary\nContent-Type: message/rfc822\n\n"
+        "%(returned)s\n--sengerio-test-boundary--\n"
+    ) % {
+        "to": to,
+        "report_id": report_id,
+        "extra": extra_headers,
+        "failed": failed,
+        "original": original,
+        "status": status,
+        "diagnostic": diagnostic,
+        "returned": returned.replace("\r\n", "\n").rstrip("\n"),
+    }
+    return text.replace("\n", linesep).encode()

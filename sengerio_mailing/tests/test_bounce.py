@@ -212,12 +212,7 @@ class TestBounceGuards(SengerioMailCommon):
             base64.b64decode(notice.report) == dsn, "the DSN bytes were changed"
         )
         # in the filestore, not in the database's log
-        report_domain = [
-            ("res_model", "=", "sengerio.bounce.notice"),
-            ("res_field", "=", "report"),
-            ("res_id", "=", notice.id),
-        ]
-        attachment = self.env["ir.attachment"].sudo().search(report_domain)
+        attachment = notice._report_attachments()
         self.assertEqual(attachment.mimetype, "message/rfc822")
         self.assertTrue(attachment.store_fname)
         self.assertFalse(
@@ -233,8 +228,23 @@ class TestBounceGuards(SengerioMailCommon):
         self.assertEqual(entry.state, "bounced")
         self.assertEqual(entry.recipient_ids.dsn_status, "5.1.1")
         self.assertTrue(order.activity_ids)
-        self.assertFalse(notice.exists(), "done notices leave the queue")
-        self.assertFalse(self.env["ir.attachment"].sudo().search(report_domain))
+        # the very attachment the notice keeps went with the email
+        [mail] = [m for m in self._mails if m["email_to"] == [SALLY]]
+        [(name, content, mimetype)] = mail["attachments"]
+        self.assertEqual((name, mimetype), (attachment.name, "message/rfc822"))
+        self.assertTrue(content == dsn, "the DSN bytes were changed")
+        self.assertEqual(notice.state, "sending")
+        self.assertTrue(notice.recorded_date)
+        self.assertFalse(notice.told_date)
+        # the next run sees the email sent: the notice stays, as the log
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            cron.method_direct_trigger()
+        self.assertEqual(notice.state, "done")
+        self.assertTrue(notice.told_date)
+        self.assertIn(CARLA, notice.outcome)
+        self.assertFalse(self.env["mail.mail"].sudo().browse(notice.mail_id).exists())
+        self.assertEqual(notice._report_attachments(), attachment)
+        self.assertEqual(entry.notice_ids, notice)
 
     def test_report_kept_in_the_database_storage(self):
         """With attachments stored in the database, the report goes there."""
@@ -243,17 +253,7 @@ class TestBounceGuards(SengerioMailCommon):
         with self.mock_mail_gateway():
             self.env["mail.thread"].message_process(None, dsn)
         [notice] = self.env["sengerio.bounce.notice"].search([])
-        attachment = (
-            self.env["ir.attachment"]
-            .sudo()
-            .search(
-                [
-                    ("res_model", "=", "sengerio.bounce.notice"),
-                    ("res_field", "=", "report"),
-                    ("res_id", "=", notice.id),
-                ]
-            )
-        )
+        attachment = notice._report_attachments()
         self.assertFalse(attachment.store_fname)
         self.assertEqual(attachment.raw, dsn)
         with self.mock_mail_gateway():
@@ -271,26 +271,26 @@ class TestBounceGuards(SengerioMailCommon):
             Thread = self.env["mail.thread"]
             Thread.message_process(None, dsn)
             Thread.message_process(None, dsn_2)
-        first, second = self.env["sengerio.bounce.notice"].search([])
-        Register = self.registry["sengerio.generated.document"]
-        original = Register._bounce_notify
+        first, second = self.env["sengerio.bounce.notice"].search([], order="id")
+        Notice = self.registry["sengerio.bounce.notice"]
+        original = Notice._tell
 
-        def bounce_notify(entry, lines, report):
-            if entry == first.document_id:
+        def tell(notice, lines):
+            if notice == first:
                 raise ValueError("no way")
-            return original(entry, lines, report)
+            return original(notice, lines)
 
         with (
-            patch.object(Register, "_bounce_notify", bounce_notify),
+            patch.object(Notice, "_tell", tell),
             self.mock_mail_gateway(),
             self.assertLogs("odoo.addons.sengerio_mailing", logging.ERROR) as logs,
         ):
             self.env["sengerio.bounce.notice"]._cron_send_notices()
-        self.assertIn("not sent", logs.output[0])
+        self.assertIn("not recorded", logs.output[0])
         # the broken one waits with its reason, the other one went out
         self.assertEqual(first.state, "error")
         self.assertIn("no way", first.error)
-        self.assertFalse(second.exists())
+        self.assertEqual(second.state, "sending")
         self.assertTrue(order_2.activity_ids)
         self.assertFalse(order.activity_ids)
         # once the cause is fixed, an admin retries it from Technical > Email
@@ -298,7 +298,7 @@ class TestBounceGuards(SengerioMailCommon):
         self.assertEqual((first.state, first.error), ("pending", False))
         with self.mock_mail_gateway():
             self.env["sengerio.bounce.notice"]._cron_send_notices()
-        self.assertFalse(first.exists())
+        self.assertEqual(first.state, "sending")
         self.assertTrue(order.activity_ids)
 
     def test_register_follows_odoo_when_recording_fails(self):
@@ -306,9 +306,11 @@ class TestBounceGuards(SengerioMailCommon):
         entry = self.env["sengerio.generated.document"].search(
             [("res_id", "=", order.id), ("res_model", "=", "sale.order")]
         )
-        Register = self.registry["sengerio.generated.document"]
+        Thread = self.registry["mail.thread"]
         with (
-            patch.object(Register, "_bounce_process", side_effect=ValueError("oops")),
+            patch.object(
+                Thread, "_sengerio_queue_bounce", side_effect=ValueError("oops")
+            ),
             self.assertLogs("odoo.addons.sengerio_mailing", logging.ERROR),
         ):
             self._gateway(dsn)
@@ -357,27 +359,26 @@ class TestBounceGuards(SengerioMailCommon):
 
 @tagged("post_install", "-at_install", "sengerio_mailing")
 class TestBounceWords(SengerioMailCommon):
+    def _words(self, status, env=None):
+        return (env or self.env)._(bounce.reason_words(status))
+
     def test_plain_words(self):
-        Register = self.env["sengerio.generated.document"]
-        self.assertEqual(Register._reason_words("5.1.1"), "the address does not exist")
-        self.assertEqual(Register._reason_words("5.2.2"), "the mailbox is full")
+        self.assertEqual(self._words("5.1.1"), "the address does not exist")
+        self.assertEqual(self._words("5.2.2"), "the mailbox is full")
         self.assertEqual(
-            Register._reason_words("5.7.1"), "rejected by the recipient's server policy"
+            self._words("5.7.1"), "rejected by the recipient's server policy"
         )
+        self.assertEqual(self._words("5.9.99"), "a permanent delivery failure")
         self.assertEqual(
-            Register._reason_words("5.9.99"), "a permanent delivery failure"
-        )
-        self.assertEqual(
-            Register._reason_words("4.9.99"),
-            "a temporary failure that did not clear up",
+            self._words("4.9.99"), "a temporary failure that did not clear up"
         )
 
     def test_plain_words_in_italian(self):
         self.env["res.lang"]._activate_lang("it_IT")
         self.env["ir.module.module"]._load_module_terms(["sengerio_mailing"], ["it_IT"])
-        Register = self.env["sengerio.generated.document"].with_context(lang="it_IT")
-        self.assertEqual(Register._reason_words("5.1.1"), "l'indirizzo non esiste")
-        self.assertEqual(Register._reason_words("5.2.2"), "la casella di posta è piena")
+        env = self.env(context=dict(self.env.context, lang="it_IT"))
+        self.assertEqual(self._words("5.1.1", env), "l'indirizzo non esiste")
+        self.assertEqual(self._words("5.2.2", env), "la casella di posta è piena")
 
     def test_folded_diagnostic_reads_as_one_line(self):
         msg = message_from_string(

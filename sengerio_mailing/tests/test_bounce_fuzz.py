@@ -94,8 +94,10 @@ class TestBounceFuzz(SengerioMailCommon):
             self._gateway(raw)
             after = self._snapshot()
             self.assertFalse(
-                self.env["sengerio.bounce.notice"].search([]),
-                "every queued notice was sent",
+                self.env["sengerio.bounce.notice"].search(
+                    [("state", "in", ("pending", "error"))]
+                ),
+                "every queued notice was recorded",
             )
             if after != before:
                 self.assertIn(self.entry.message_id.encode(), raw)
