@@ -31,10 +31,13 @@ def bounced_quotation(odoo, admin, product_id, mailbox, unique):
     mailgate(odoo, admin, build_dsn(sent["raw"], email))
     run_bounce_cron(admin)
     entry = register_entry(admin, "sale.order", order_id, state="bounced")
+    notices = admin.call(
+        "sengerio.bounce.notice", "search", [("document_id", "=", entry["id"])]
+    )
     reports = admin.call(
         "ir.attachment",
         "search_read",
-        [("res_model", "=", REGISTER), ("res_id", "=", entry["id"])],
+        [("res_model", "=", "sengerio.bounce.notice"), ("res_id", "in", notices)],
         fields=["mimetype"],
     )
     assert [r["mimetype"] for r in reports] == ["message/rfc822"]

@@ -1,4 +1,5 @@
 from . import sengerio_generated_document
+from . import sengerio_generated_document_part
 from . import sengerio_generated_document_recipient
 from . import sengerio_generated_document_count
 from . import sengerio_generated_document_mixin

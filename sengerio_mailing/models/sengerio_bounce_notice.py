@@ -62,6 +62,7 @@ class SengerioBounceNotice(models.Model):
     """
 
     _name = "sengerio.bounce.notice"
+    _inherit = ["sengerio.generated.document.part"]
     _description = "Delivery Report"
     _order = "id desc"
     _rec_name = "document_id"
@@ -144,6 +145,7 @@ class SengerioBounceNotice(models.Model):
 
     def action_retry(self):
         """Try the notices that need an admin again, with the next cron run."""
+        self.check_access("write")
         failed = self.filtered(lambda n: n.state == "error")
         failed.filtered("recorded_date")._requeue_mails()
         failed.filtered(lambda n: not n.recorded_date).write(

@@ -100,7 +100,6 @@ class SengerioGeneratedDocument(models.Model):
         "document_id",
         "Delivery Reports",
         readonly=True,
-        groups="base.group_system",
         help="The delivery reports received about this email, and what was done.",
     )
     date = fields.Datetime(required=True, index=True, readonly=True)

@@ -1,7 +1,4 @@
-import functools
-
 from odoo import api, fields, models
-from odoo.osv import expression
 
 from .. import bounce, policy
 from .sengerio_generated_document import STATE_SELECTION
@@ -14,6 +11,7 @@ class SengerioGeneratedDocumentRecipient(models.Model):
     """One recipient of a generated document, with its own delivery status."""
 
     _name = "sengerio.generated.document.recipient"
+    _inherit = ["sengerio.generated.document.part"]
     _description = "Generated Document Recipient"
     _order = "id"
     _rec_name = "email"
@@ -44,35 +42,6 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         readonly=True,
         help="Technical: the outgoing email, which Odoo may delete once sent.",
     )
-
-    @api.model
-    def _search(self, domain, offset=0, limit=None, order=None):
-        """Only the recipients of entries the user may read."""
-        if not self.env.su:
-            self.browse().check_access("read")
-            Register = self.env["sengerio.generated.document"]
-            if not Register._sengerio_sees_all():
-                domain = expression.AND(
-                    [list(domain or []), [("document_id", "in", Register._search([]))]]
-                )
-        return super()._search(domain, offset=offset, limit=limit, order=order)
-
-    def _check_access(self, operation):
-        """A recipient follows its entry: reading it needs reading the entry."""
-        result = super()._check_access(operation)
-        lines = self - result[0] if result else self
-        if not lines or self.env.su:
-            return result
-        documents = lines.sudo().document_id.with_env(self.env)
-        readable = documents._filtered_access("read")
-        forbidden = lines.filtered(lambda line: line.sudo().document_id not in readable)
-        if not forbidden:
-            return result
-        if result:
-            forbidden |= result[0]
-        return forbidden, functools.partial(
-            self.env["ir.rule"]._make_access_error, operation, forbidden
-        )
 
     @api.depends("dsn_status")
     def _compute_bounce_reason(self):

@@ -8,6 +8,7 @@ from .common import SengerioMailCommon
 
 REGISTER = "sengerio.generated.document"
 RECIPIENT = "sengerio.generated.document.recipient"
+NOTICE = "sengerio.bounce.notice"
 # A leaf on a column the counts are not kept by: the register itself answers.
 FROM_REGISTER = [("id", "!=", 0)]
 
@@ -122,7 +123,7 @@ class TestRegisterAccess(SengerioMailCommon):
         }
         Register = cls.env[REGISTER]
         now = fields.Datetime.now()
-        cls.entries, cls.reports, cls.pdfs = {}, {}, {}
+        cls.entries, cls.notices, cls.reports, cls.pdfs = {}, {}, {}, {}
         for index, (key, (record, document_type)) in enumerate(documents.items()):
             pdf = cls.env["ir.attachment"].create(
                 {
@@ -157,14 +158,21 @@ class TestRegisterAccess(SengerioMailCommon):
             )
             cls.entries[key] = entry
             cls.pdfs[key] = pdf
-            # the delivery report of a bounce, as the bounce notice keeps it
+            # a delivery report about it, kept by its notice
+            cls.notices[key] = cls.env[NOTICE].create(
+                {
+                    "document_id": entry.id,
+                    "kind": "failed",
+                    "recipients": [["carla@client.example.com", "5.1.1", "gone"]],
+                }
+            )
             cls.reports[key] = cls.env["ir.attachment"].create(
                 {
                     "name": "delivery-report.eml",
                     "raw": b"Subject: Undelivered Mail\r\n\r\n" + key.encode(),
                     "mimetype": "message/rfc822",
-                    "res_model": REGISTER,
-                    "res_id": entry.id,
+                    "res_model": NOTICE,
+                    "res_id": cls.notices[key].id,
                 }
             )
         deleted = documents["deleted"][0]
@@ -364,7 +372,7 @@ class TestRegisterAccess(SengerioMailCommon):
     def test_portal_and_public_see_nothing(self):
         public = self.env.ref("base.public_user")
         for user in (self.portal, public):
-            for model in (REGISTER, RECIPIENT):
+            for model in (REGISTER, RECIPIENT, NOTICE):
                 Model = self.env[model].with_user(user)
                 with self.subTest(user=user.login, model=model):
                     for call in (
@@ -406,6 +414,25 @@ class TestRegisterAccess(SengerioMailCommon):
                     if key not in expected:
                         with self.assertRaises(AccessError):
                             line.with_user(user).read(["email"])
+
+    def test_delivery_reports_follow_their_entry(self):
+        notices = self.env[NOTICE].concat(*self.notices.values())
+        for user in self.users:
+            expected = self._expected(user)
+            with self.subTest(user=user.login):
+                found = (
+                    self.env[NOTICE].with_user(user).search([("id", "in", notices.ids)])
+                )
+                self.assertEqual(
+                    {key for key, notice in self.notices.items() if notice in found},
+                    expected,
+                )
+                for key, notice in self.notices.items():
+                    self.assertEqual(
+                        notice.with_user(user).has_access("read"), key in expected
+                    )
+                with self.assertRaises(AccessError):
+                    notices.with_user(user).action_retry()
 
     def test_delivery_report_follows_its_entry(self):
         reports = self.env["ir.attachment"].concat(*self.reports.values())
