@@ -28,9 +28,7 @@ class MailThread(models.AbstractModel):
                 self.env.context.get("sengerio_template_id") or []
             )
             values = self._sengerio_send_values(
-                template,
-                message.author_id,
-                message.partner_ids.mapped("email_normalized"),
+                template, message.author_id, message.partner_ids
             )
             message.sudo().write(values)
         res = super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
@@ -141,11 +139,9 @@ class MailThread(models.AbstractModel):
 
     def _routing_handle_bounce(self, email_message, message_dict):
         """After Odoo's own bounce handling, update Generated Documents."""
-        # the register lines are written once, by _bounce_process, not also
-        # when Odoo marks the notification bounced
-        res = super(
-            MailThread, self.with_context(sengerio_in_bounce=True)
-        )._routing_handle_bounce(email_message, message_dict)
+        # the register's lines take a bounce from its delivery report (see
+        # mail.notification.write), not from Odoo's notification
+        res = super()._routing_handle_bounce(email_message, message_dict)
         try:
             self.env["sengerio.generated.document"].sudo()._bounce_process(
                 email_message,
@@ -180,12 +176,17 @@ class MailThread(models.AbstractModel):
 
     # Business methods ------------------------------------------------------
 
-    def _sengerio_send_values(self, template, author, visible_emails):
+    def _sengerio_customer(self):
+        """Return the partner this document is addressed to (its customer)."""
+        return self.env["res.partner"]
+
+    def _sengerio_send_values(self, template, author, partners, other_emails=()):
         """Decide document type and hidden copy for one send of this record.
 
         :param template: ``mail.template`` used for the send, may be empty
         :param author: ``res.partner`` shown in From
-        :param visible_emails: addresses that receive the email openly
+        :param partners: ``res.partner`` recipients of the email
+        :param other_emails: other addresses that receive the email openly
         :return: values for the ``sengerio_*`` fields of ``mail.message``
         """
         self.ensure_one()
@@ -193,24 +194,29 @@ class MailThread(models.AbstractModel):
         values = {
             "sengerio_document_type": document_type,
             "sengerio_bcc_email": False,
+            "sengerio_bcc_partner_id": False,
             "sengerio_bcc_note": False,
+            "sengerio_sender_email": False,
         }
         if document_type not in policy.BCC_DOCUMENT_TYPES:
             return values
+        responsible = self._sengerio_responsible_user().partner_id
+        sender, email, reason = policy.choose_bcc_recipient(
+            self._sengerio_sender(author),
+            self._sengerio_sender(responsible),
+            [*partners.mapped("email_normalized"), *other_emails],
+        )
+        if sender:
+            values["sengerio_sender_email"] = policy.valid_email(sender.email)
         company = self._sengerio_company()
         if not company._sengerio_bcc_enabled(document_type):
             values["sengerio_bcc_note"] = self.env._(
                 "Hidden copy to the sender is switched off for this document type."
             )
             return values
-        responsible = self._sengerio_responsible_user().partner_id
-        sender, email, reason = policy.choose_bcc_recipient(
-            self._sengerio_sender(author),
-            self._sengerio_sender(responsible),
-            visible_emails,
-        )
         if email:
             values["sengerio_bcc_email"] = email
+            values["sengerio_bcc_partner_id"] = self._sengerio_bcc_partner(partners).id
             return values
         if reason == policy.NO_BCC_VISIBLE:
             note = self.env._(
@@ -231,6 +237,18 @@ class MailThread(models.AbstractModel):
         log("%s %s (%s): %s", self._name, self.id, document_type, note)
         values["sengerio_bcc_note"] = note
         return values
+
+    def _sengerio_bcc_partner(self, partners):
+        """The recipient whose own email carries the hidden copy.
+
+        The document's customer when it is a recipient, else the first
+        recipient who is not an internal user: the sender's copy is what the
+        customer got, never an internal user's or follower's version.
+        """
+        customer = self._sengerio_customer()
+        if customer and customer in partners:
+            return customer
+        return partners.filtered("partner_share")[:1] or partners[:1]
 
     def _sengerio_company(self):
         if "company_id" in self._fields and self.company_id:

@@ -18,3 +18,6 @@ class PurchaseOrder(models.Model):
 
     def _sengerio_responsible_user(self):
         return self.user_id
+
+    def _sengerio_customer(self):
+        return self.partner_id

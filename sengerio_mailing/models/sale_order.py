@@ -20,3 +20,6 @@ class SaleOrder(models.Model):
 
     def _sengerio_responsible_user(self):
         return self.user_id
+
+    def _sengerio_customer(self):
+        return self.partner_id

@@ -77,6 +77,12 @@ class SengerioGeneratedDocument(models.Model):
         index="btree_not_null",
         help="The user who sent the document, or who is responsible for it.",
     )
+    sender_email = fields.Char(
+        "Chosen Sender",
+        readonly=True,
+        help="The sender chosen when the document was sent: the hidden copy "
+        "and the news of a bounce go there.",
+    )
     bcc_email = fields.Char("Hidden Copy To", readonly=True)
     bcc_note = fields.Char("Hidden Copy Note", readonly=True)
     has_bcc = fields.Boolean("Hidden Copy", compute="_compute_has_bcc", store=True)
@@ -394,6 +400,7 @@ class SengerioGeneratedDocument(models.Model):
             "author_id": message.author_id.id,
             "author_email": message.email_from,
             "user_id": sender_user.id,
+            "sender_email": message.sengerio_sender_email,
             "bcc_email": message.sengerio_bcc_email,
             "bcc_note": message.sengerio_bcc_note,
             "attachment_ids": [(6, 0, message.attachment_ids.ids)],
@@ -417,6 +424,13 @@ class SengerioGeneratedDocument(models.Model):
         for vals in values:
             vals["document_id"] = self.id
         return Recipient.create(values)
+
+    def _sync_bcc_note(self):
+        """Take the note of a refused hidden copy from the message."""
+        for entry in self:
+            note = entry.mail_message_id.sengerio_bcc_note
+            if note and not entry.bcc_note:
+                entry.bcc_note = note
 
     @api.model
     def _backfill(self, batch_size=500):
@@ -703,10 +717,13 @@ class SengerioGeneratedDocument(models.Model):
         )
 
     def _sender_email(self):
-        """Whoever got the hidden copy, else the sender chosen by the rules."""
+        """Whoever got the hidden copy, else the sender chosen at send time.
+
+        Entries from before the sender was stored choose it by the rules.
+        """
         self.ensure_one()
-        if self.bcc_email:
-            return self.bcc_email
+        if self.bcc_email or self.sender_email:
+            return self.bcc_email or self.sender_email
         record = self._document_record()
         responsible = (
             record._sengerio_responsible_user().partner_id

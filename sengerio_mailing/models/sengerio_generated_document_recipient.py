@@ -1,10 +1,30 @@
-from odoo import api, fields, models
+import functools
+import logging
+import random
+import threading
+import time
+
+import psycopg2
+
+from odoo import SUPERUSER_ID, api, fields, models
+from odoo.osv import expression
+from odoo.service.model import PG_CONCURRENCY_ERRORS_TO_RETRY
 
 from .. import policy
 from .sengerio_generated_document import STATE_SELECTION
 
+_logger = logging.getLogger(__name__)
+
 # what _status_values() writes
 STATUS_FIELDS = ["state", "failure_type", "failure_reason"]
+# the lines to sync once the transaction is committed
+SYNC_KEY = "sengerio_mailing.register_sync"
+SYNC_ATTEMPTS = 5
+
+
+def _sync_at_once():
+    """Tests never commit: there, the register follows Odoo at once."""
+    return getattr(threading.current_thread(), "testing", False)
 
 
 class SengerioGeneratedDocumentRecipient(models.Model):
@@ -118,39 +138,110 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         detail = (failure_reason or "").strip()
         return "%s (%s)" % (words, detail) if detail and detail != words else words
 
-    def _sync_from_notifications(self):
-        for line in self:
-            notif = line.notification_id
-            line._write_changed(
-                self._status_values(
-                    policy.NOTIFICATION_STATES.get(notif.notification_status),
-                    notif.failure_type,
-                    notif.failure_reason,
-                )
-            )
+    # The register follows Odoo ---------------------------------------------
 
     @api.model
-    def _sync_from_mails(self, statuses):
-        """Update the lines of emails that were just sent or failed.
+    def _sync_later(self, notification_ids=(), mail_statuses=None):
+        """Have the lines follow these notifications and emails.
 
-        :param statuses: ``{mail id: (state, failure type, failure reason)}``;
-            lines with a notification follow it, the others (mass mode)
-            follow their email.
+        Odoo's notification is the one source of a line's status, or the
+        email itself in mass mode (no notification); then the delivery
+        report (see the bounce notice cron). The lines follow once the
+        transaction is committed, in a transaction of their own: whatever
+        the register writes can never roll back an email the SMTP server
+        already accepted, and sibling emails of one message, sent by two
+        processes at once, never contend for their shared entry while
+        sending.
+
+        :param notification_ids: ids of ``mail.notification`` that changed
+        :param mail_statuses: ``{mail id: (state, failure type, reason)}`` of
+            mass-mode emails, which Odoo may delete once sent
         """
+        if not notification_ids and not mail_statuses:
+            return
+        if _sync_at_once():
+            self.sudo()._sync(notification_ids, mail_statuses or {})
+            return
+        postcommit = self.env.cr.postcommit
+        pending = postcommit.data.get(SYNC_KEY)
+        if pending is None:
+            pending = postcommit.data[SYNC_KEY] = ({}, {})
+            postcommit.add(functools.partial(self._sync_after_commit, pending))
+        notifications, mails = pending
+        notifications.update(dict.fromkeys(notification_ids))
+        mails.update(mail_statuses or {})
+
+    def _sync_after_commit(self, pending):
+        """Sync in a new transaction; retry when a sibling's sync races it."""
+        notification_ids, mail_statuses = list(pending[0]), pending[1]
+        for attempt in range(1, SYNC_ATTEMPTS + 1):
+            try:
+                with self.pool.cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env[self._name]._sync(notification_ids, mail_statuses)
+                return
+            except Exception as error:
+                retry = (
+                    isinstance(error, psycopg2.OperationalError)
+                    and error.pgcode in PG_CONCURRENCY_ERRORS_TO_RETRY
+                )
+                if not retry or attempt == SYNC_ATTEMPTS:
+                    # never let the register break the queue that committed
+                    _logger.exception(
+                        "Generated Documents: status of notifications %s and "
+                        "emails %s not recorded",
+                        notification_ids,
+                        list(mail_statuses),
+                    )
+                    return
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+
+    @api.model
+    def _sync(self, notification_ids, mail_statuses):
+        """Update the lines of these notifications and mass-mode emails."""
+        domain = [("notification_id", "in", list(notification_ids))]
+        if mail_statuses:
+            domain = expression.OR(
+                [
+                    domain,
+                    [
+                        ("notification_id", "=", False),
+                        ("mail_mail_id", "in", list(mail_statuses)),
+                    ],
+                ]
+            )
         lines = self.search_fetch(
-            [("mail_mail_id", "in", list(statuses))],
-            ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS],
+            domain, ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS]
         )
         for line in lines:
             if line.notification_id:
                 line._sync_from_notifications()
             else:
-                state, failure_type, failure_reason = statuses[line.mail_mail_id]
+                state, failure_type, failure_reason = mail_statuses[line.mail_mail_id]
                 line._write_changed(
                     self._status_values(
                         policy.MAIL_STATES.get(state), failure_type, failure_reason
                     )
                 )
+        lines.document_id._sync_bcc_note()
+        return lines
+
+    def _sync_from_notifications(self):
+        """Follow the notification: its status and the email it is sent by."""
+        for line in self:
+            notif = line.notification_id
+            values = self._status_values(
+                policy.NOTIFICATION_STATES.get(notif.notification_status),
+                notif.failure_type,
+                notif.failure_reason,
+            )
+            if notif.notification_status == "bounce" and line.state == "bounced":
+                # the delivery report already told more than Odoo's "bounced"
+                values = {}
+            if notif.mail_mail_id:
+                # a resend moves the notification to a new email
+                values["mail_mail_id"] = notif.mail_mail_id.id
+            line._write_changed(values)
 
     def _write_changed(self, values):
         """Write only the values that differ, so nothing is recomputed in vain."""
