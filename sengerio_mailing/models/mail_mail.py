@@ -1,7 +1,6 @@
 import logging
 
 from odoo import api, fields, models
-from odoo.tools import email_normalize
 
 _logger = logging.getLogger(__name__)
 
@@ -20,6 +19,11 @@ class MailMail(models.Model):
         help="This email carries its message's hidden copy to the sender "
         "(Hidden Copy To), in the SMTP envelope of the customer's own email.",
     )
+    sengerio_bcc_sent = fields.Boolean(
+        "Hidden Copy Sent",
+        readonly=True,
+        help="An SMTP server took the hidden copy: retries never resend it.",
+    )
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -35,6 +39,15 @@ class MailMail(models.Model):
 
     def write(self, vals):
         """Mass-mode emails (no notification) are what their lines follow."""
+        if "message_id" in vals and all(
+            mail.message_id == vals["message_id"] for mail in self
+        ):
+            # Once sent, Odoo writes back the Message-Id it had: unchanged, but
+            # the write would still touch the message row that sibling emails
+            # share (its write date), after SMTP. Two processes sending them
+            # at once would then roll one back, and the queue would send it
+            # again.
+            vals = {key: value for key, value in vals.items() if key != "message_id"}
         res = super().write(vals)
         if SYNCED_FIELDS & set(vals):
             mass = self.filtered(
@@ -69,7 +82,6 @@ class MailMail(models.Model):
             is_document = bool(message.sengerio_document_type)
             if (
                 message.sengerio_bcc_email
-                and not message.sengerio_bcc_sent
                 and self._sengerio_goes_to_bcc_partner(message, vals)
                 and (
                     not message.sengerio_bcc_assigned
@@ -110,7 +122,22 @@ class MailMail(models.Model):
         holders = self.sudo().search(
             [("mail_message_id", "=", message.id), ("sengerio_bcc_holder", "=", True)]
         )
-        if any(mail.state not in ("exception", "cancel") for mail in holders):
+        if any(
+            mail.sengerio_bcc_sent or mail.state not in ("exception", "cancel")
+            for mail in holders
+        ):
+            return False
+        if (
+            self.env["mail.notification"]
+            .sudo()
+            .search_count(
+                [
+                    ("mail_message_id", "=", message.id),
+                    ("sengerio_bcc_sent", "=", True),
+                ],
+                limit=1,
+            )
+        ):
             return False
         holders.sengerio_bcc_holder = False
         return True
@@ -158,27 +185,42 @@ class MailMail(models.Model):
     def _sengerio_bcc_done(self, message_id, bcc, refusal=None):
         """Record that the SMTP server took the hidden copy of an email.
 
+        Only rows this send writes anyway are written (the email, the
+        customer's notification): a sibling email sent at the same time by
+        another process never contends for them.
+
         :param refusal: the server's reply when it refused the sender's
             address: noted on the entry, never retried
         """
         mail_id = self._sengerio_bcc_pending().pop((message_id, bcc), None)
-        mails = self.sudo().browse(mail_id)
+        mail = self.sudo().browse(mail_id)
         if not mail_id:
-            mails = self.sudo().search(
+            mail = self.sudo().search(
                 [
                     ("message_id", "=", message_id),
                     ("sengerio_bcc_holder", "=", True),
-                    ("sengerio_bcc_email", "=", email_normalize(bcc) or bcc),
-                ]
+                    ("sengerio_bcc_sent", "=", False),
+                ],
+                limit=1,
             )
-        values = {"sengerio_bcc_sent": True}
+        if not mail:
+            return mail
+        mail.sengerio_bcc_sent = True
+        if mail.sengerio_bcc_partner_id:
+            self.env["mail.notification"].sudo().search(
+                [
+                    ("mail_mail_id", "=", mail.id),
+                    ("res_partner_id", "=", mail.sengerio_bcc_partner_id.id),
+                ]
+            ).sengerio_bcc_sent = True
         if refusal:
-            values["sengerio_bcc_note"] = self.env._(
+            note = self.env._(
                 "The mail server refused the hidden copy to %(email)s: %(reply)s",
                 email=bcc,
                 reply=refusal,
             )
-            _logger.warning("mail.mail %s: %s", mails.ids, values["sengerio_bcc_note"])
-        # the message's own row: written by the one email that holds the copy
-        mails.mail_message_id.write(values)
-        return mails
+            _logger.warning("mail.mail %s: %s", mail.id, note)
+            self.env["sengerio.generated.document.recipient"]._sync_later(
+                bcc_notes={mail.mail_message_id.id: note}
+            )
+        return mail

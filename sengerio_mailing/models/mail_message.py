@@ -37,9 +37,3 @@ class MailMessage(models.Model):
         readonly=True,
         help="Technical: the hidden copy was given to one outgoing email already.",
     )
-    sengerio_bcc_sent = fields.Boolean(
-        "Hidden Copy Sent",
-        readonly=True,
-        help="An SMTP server took the hidden copy: no retry or resend sends "
-        "another one.",
-    )

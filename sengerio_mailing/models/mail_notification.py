@@ -1,4 +1,4 @@
-from odoo import models
+from odoo import fields, models
 
 # what the register's recipient lines follow
 SYNCED_FIELDS = {
@@ -11,6 +11,13 @@ SYNCED_FIELDS = {
 
 class MailNotification(models.Model):
     _inherit = "mail.notification"
+
+    sengerio_bcc_sent = fields.Boolean(
+        "Hidden Copy Sent",
+        readonly=True,
+        help="The email to this recipient carried the message's hidden copy, "
+        "and an SMTP server took it: a resend sends no second one.",
+    )
 
     def write(self, vals):
         """The register's recipient lines follow their notification.

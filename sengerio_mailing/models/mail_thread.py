@@ -31,9 +31,14 @@ class MailThread(models.AbstractModel):
                 template, message.author_id, message.partner_ids
             )
             message.sudo().write(values)
+        if not message.sengerio_document_type:
+            return super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
+        # the entry exists before any email is sent; its lines once Odoo
+        # made the notifications
+        entry = self.env["sengerio.generated.document"]._register_message(message)
         res = super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
-        if message.sengerio_document_type:
-            self.env["sengerio.generated.document"]._register_message(message)
+        message.invalidate_recordset(["notification_ids"])
+        entry._add_recipients(message.sudo().notification_ids, self.env["mail.mail"])
         return res
 
     def _notify_thread_by_email(
@@ -61,6 +66,9 @@ class MailThread(models.AbstractModel):
                 message.sudo().write(
                     {"sengerio_bcc_email": False, "sengerio_bcc_note": note}
                 )
+                self.env["sengerio.generated.document"].sudo().search(
+                    [("mail_message_id", "=", message.id)]
+                ).write({"bcc_email": False, "bcc_note": note})
         return super()._notify_thread_by_email(
             message, recipients_data, msg_vals=msg_vals, **kwargs
         )

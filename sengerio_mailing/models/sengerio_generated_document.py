@@ -425,12 +425,15 @@ class SengerioGeneratedDocument(models.Model):
             vals["document_id"] = self.id
         return Recipient.create(values)
 
-    def _sync_bcc_note(self):
-        """Take the note of a refused hidden copy from the message."""
-        for entry in self:
-            note = entry.mail_message_id.sengerio_bcc_note
-            if note and not entry.bcc_note:
-                entry.bcc_note = note
+    @api.model
+    def _note_bcc(self, notes):
+        """Note what happened to hidden copies on their entries.
+
+        :param notes: ``{mail.message id: note}``
+        """
+        entries = self.sudo().search([("mail_message_id", "in", list(notes))])
+        for entry in entries:
+            entry.bcc_note = notes[entry.mail_message_id.id]
 
     @api.model
     def _backfill(self, batch_size=500):

@@ -9,6 +9,7 @@ import psycopg2
 from odoo import SUPERUSER_ID, api, fields, models
 from odoo.osv import expression
 from odoo.service.model import PG_CONCURRENCY_ERRORS_TO_RETRY
+from odoo.tools import SQL
 
 from .. import policy
 from .sengerio_generated_document import STATE_SELECTION
@@ -141,7 +142,7 @@ class SengerioGeneratedDocumentRecipient(models.Model):
     # The register follows Odoo ---------------------------------------------
 
     @api.model
-    def _sync_later(self, notification_ids=(), mail_statuses=None):
+    def _sync_later(self, notification_ids=(), mail_statuses=None, bcc_notes=None):
         """Have the lines follow these notifications and emails.
 
         Odoo's notification is the one source of a line's status, or the
@@ -156,29 +157,35 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         :param notification_ids: ids of ``mail.notification`` that changed
         :param mail_statuses: ``{mail id: (state, failure type, reason)}`` of
             mass-mode emails, which Odoo may delete once sent
+        :param bcc_notes: ``{mail.message id: note}`` about hidden copies
         """
-        if not notification_ids and not mail_statuses:
+        if not (notification_ids or mail_statuses or bcc_notes):
             return
         if _sync_at_once():
-            self.sudo()._sync(notification_ids, mail_statuses or {})
+            self.sudo()._sync(notification_ids, mail_statuses or {}, bcc_notes or {})
             return
         postcommit = self.env.cr.postcommit
         pending = postcommit.data.get(SYNC_KEY)
         if pending is None:
-            pending = postcommit.data[SYNC_KEY] = ({}, {})
+            pending = postcommit.data[SYNC_KEY] = ({}, {}, {})
             postcommit.add(functools.partial(self._sync_after_commit, pending))
-        notifications, mails = pending
-        notifications.update(dict.fromkeys(notification_ids))
-        mails.update(mail_statuses or {})
+        pending[0].update(dict.fromkeys(notification_ids))
+        pending[1].update(mail_statuses or {})
+        pending[2].update(bcc_notes or {})
 
     def _sync_after_commit(self, pending):
         """Sync in a new transaction; retry when a sibling's sync races it."""
-        notification_ids, mail_statuses = list(pending[0]), pending[1]
+        notification_ids, mail_statuses, bcc_notes = list(pending[0]), *pending[1:]
         for attempt in range(1, SYNC_ATTEMPTS + 1):
             try:
                 with self.pool.cursor() as cr:
+                    # each statement sees what siblings committed before it,
+                    # once the entry is locked (see _sync)
+                    cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                     env = api.Environment(cr, SUPERUSER_ID, {})
-                    env[self._name]._sync(notification_ids, mail_statuses)
+                    env[self._name]._sync(
+                        notification_ids, mail_statuses, bcc_notes, lock=True
+                    )
                 return
             except Exception as error:
                 retry = (
@@ -197,8 +204,16 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                 time.sleep(random.uniform(0.01, 0.05) * attempt)
 
     @api.model
-    def _sync(self, notification_ids, mail_statuses):
-        """Update the lines of these notifications and mass-mode emails."""
+    def _sync(self, notification_ids, mail_statuses, bcc_notes=None, lock=False):
+        """Update the lines of these notifications and mass-mode emails.
+
+        :param bcc_notes: ``{mail.message id: note}`` for their entries
+
+        :param lock: lock the entries first, so that the syncs of sibling
+            emails take turns and the last one sees every line (an entry
+            shows its worst line: two syncs reading each other's lines as
+            they were would both miss the other's change)
+        """
         domain = [("notification_id", "in", list(notification_ids))]
         if mail_statuses:
             domain = expression.OR(
@@ -210,9 +225,16 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                     ],
                 ]
             )
-        lines = self.search_fetch(
-            domain, ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS]
-        )
+        lines = self.search_fetch(domain, ["document_id"])
+        if lock and lines:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM %s WHERE id IN %s ORDER BY id FOR NO KEY UPDATE",
+                    SQL.identifier(lines.document_id._table),
+                    tuple(lines.document_id.ids),
+                )
+            )
+        lines.fetch(["notification_id", "mail_mail_id", *STATUS_FIELDS])
         for line in lines:
             if line.notification_id:
                 line._sync_from_notifications()
@@ -223,7 +245,8 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                         policy.MAIL_STATES.get(state), failure_type, failure_reason
                     )
                 )
-        lines.document_id._sync_bcc_note()
+        if bcc_notes:
+            self.env["sengerio.generated.document"]._note_bcc(bcc_notes)
         return lines
 
     def _sync_from_notifications(self):

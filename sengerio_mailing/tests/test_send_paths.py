@@ -73,7 +73,7 @@ class TestBccRefusal(SengerioMailCommon):
             # the sender got the copy, the customer nothing
             self.assertEqual(len(self._smtp_emails_to(SALLY)), 1)
             self.assertFalse(self._smtp_emails_to(CARLA))
-            self.assertTrue(entry.mail_message_id.sengerio_bcc_sent)
+            self.assertTrue(notification.sengerio_bcc_sent)
 
             # the address is fixed on the server: resend from the register
             action = entry.with_user(self.user_sales).action_resend()
@@ -108,7 +108,7 @@ class TestBccRefusal(SengerioMailCommon):
         self.assertIn("550 5.1.1", entry.bcc_note)
         self.assertIn("refused the hidden copy", logs.output[0])
         # a refused copy is not retried
-        self.assertTrue(entry.mail_message_id.sengerio_bcc_sent)
+        self.assertTrue(entry.mail_message_id.notification_ids.sengerio_bcc_sent)
 
 
 @tagged("post_install", "-at_install", "sengerio_mailing")
@@ -295,13 +295,14 @@ class TestRegisterFollowsOdoo(SengerioMailCommon):
         self.assertEqual(entry.state, "outgoing")
         self.assertEqual(set(entry.recipient_ids.mapped("state")), {"outgoing"})
         # ... and follow once the transaction is committed
-        notification_ids, mail_statuses = self.env.cr.postcommit.data.pop(
+        notification_ids, mail_statuses, bcc_notes = self.env.cr.postcommit.data.pop(
             recipient_model.SYNC_KEY
         )
         self.env.cr.postcommit.clear()
         self.assertEqual(
             set(notification_ids), set(entry.mail_message_id.notification_ids.ids)
         )
+        self.assertFalse(bcc_notes)
         self.env["sengerio.generated.document.recipient"]._sync(
             notification_ids, mail_statuses
         )
