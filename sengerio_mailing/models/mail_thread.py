@@ -34,11 +34,14 @@ class MailThread(models.AbstractModel):
         if not message.sengerio_document_type:
             return super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
         # the entry exists before any email is sent; its lines once Odoo
-        # made the notifications
-        entry = self.env["sengerio.generated.document"]._register_message(message)
+        # made the notifications (a message just posted has no entry yet)
+        Register = self.env["sengerio.generated.document"]
+        entry = Register._register_message(message, new=bool(msg_vals))
         res = super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
         message.invalidate_recordset(["notification_ids"])
-        entry._add_recipients(message.sudo().notification_ids, self.env["mail.mail"])
+        entry._add_recipients(
+            message.sudo().notification_ids, self.env["mail.mail"], new=bool(msg_vals)
+        )
         return res
 
     def _notify_thread_by_email(
@@ -209,9 +212,10 @@ class MailThread(models.AbstractModel):
         if document_type not in policy.BCC_DOCUMENT_TYPES:
             return values
         responsible = self._sengerio_responsible_user().partner_id
+        company_partners = self.env["res.company"].sudo().search([]).partner_id
         sender, email, reason = policy.choose_bcc_recipient(
-            self._sengerio_sender(author),
-            self._sengerio_sender(responsible),
+            self._sengerio_sender(author, company_partners),
+            self._sengerio_sender(responsible, company_partners),
             [*partners.mapped("email_normalized"), *other_emails],
         )
         if sender:
@@ -263,11 +267,12 @@ class MailThread(models.AbstractModel):
             return self.company_id
         return self.env.company
 
-    def _sengerio_sender(self, partner):
+    def _sengerio_sender(self, partner, company_partners=None):
         """Describe ``partner`` as a possible sender for the pure policy."""
         if not partner:
             return None
-        company_partners = self.env["res.company"].sudo().search([]).partner_id
+        if company_partners is None:
+            company_partners = self.env["res.company"].sudo().search([]).partner_id
         is_person = (
             partner != self.env.ref("base.partner_root")
             and partner not in company_partners

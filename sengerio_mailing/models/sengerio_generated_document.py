@@ -361,17 +361,24 @@ class SengerioGeneratedDocument(models.Model):
     # Business methods ------------------------------------------------------
 
     @api.model
-    def _register_message(self, message, mails=None):
+    def _register_message(self, message, mails=None, new=False):
         """Create the entry of a document message, or add its new recipients.
 
         :param message: the posted ``mail.message`` (document type set)
         :param mails: ``mail.mail`` sent without notifications (mass mode)
+        :param new: the message was just posted: it has no entry yet
         """
         message = message.sudo()
-        entry = self.sudo().search([("mail_message_id", "=", message.id)], limit=1)
+        entry = self.sudo()
+        if not new:
+            entry = entry.search([("mail_message_id", "=", message.id)], limit=1)
         if not entry:
             entry = self.sudo().create(self._prepare_entry_values(message))
-        entry._add_recipients(message.notification_ids, mails or self.env["mail.mail"])
+            new = True
+        if message.notification_ids or mails:
+            entry._add_recipients(
+                message.notification_ids, mails or self.env["mail.mail"], new=new
+            )
         return entry
 
     @api.model
@@ -408,10 +415,16 @@ class SengerioGeneratedDocument(models.Model):
             "company_id": company.id,
         }
 
-    def _add_recipients(self, notifications, mails):
+    def _add_recipients(self, notifications, mails, new=False):
+        """Add lines for these notifications and mass-mode emails.
+
+        :param new: the entry was just created: it has no lines yet
+        """
         self.ensure_one()
-        known_notifs = set(self.recipient_ids.notification_id.ids)
-        known_mails = set(self.recipient_ids.mapped("mail_mail_id"))
+        known_notifs, known_mails = set(), set()
+        if not new:
+            known_notifs = set(self.recipient_ids.notification_id.ids)
+            known_mails = set(self.recipient_ids.mapped("mail_mail_id"))
         Recipient = self.env["sengerio.generated.document.recipient"].sudo()
         values = [
             Recipient._values_from_notification(notif)

@@ -147,12 +147,15 @@ class SengerioGeneratedDocumentRecipient(models.Model):
 
         Odoo's notification is the one source of a line's status, or the
         email itself in mass mode (no notification); then the delivery
-        report (see the bounce notice cron). The lines follow once the
-        transaction is committed, in a transaction of their own: whatever
-        the register writes can never roll back an email the SMTP server
-        already accepted, and sibling emails of one message, sent by two
-        processes at once, never contend for their shared entry while
-        sending.
+        report (see the bounce notice cron). The lines follow when the
+        transaction commits, and whatever the register writes then can never
+        roll back an email the SMTP server already accepted:
+
+        - an entry whose every line follows here (one email, nothing shared)
+          is written just before the commit, in a savepoint: if another
+          transaction holds it, it waits for after the commit instead;
+        - an entry shared by sibling emails, which two processes may send at
+          once, is written after the commit, in a transaction of its own.
 
         :param notification_ids: ids of ``mail.notification`` that changed
         :param mail_statuses: ``{mail id: (state, failure type, reason)}`` of
@@ -164,14 +167,62 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         if _sync_at_once():
             self.sudo()._sync(notification_ids, mail_statuses or {}, bcc_notes or {})
             return
-        postcommit = self.env.cr.postcommit
-        pending = postcommit.data.get(SYNC_KEY)
+        self._pending(self.env.cr.precommit, self._sync_before_commit, (
+            notification_ids, mail_statuses, bcc_notes
+        ))  # fmt: skip
+
+    def _pending(self, hooks, callback, changes):
+        """Add ``changes`` to what ``callback`` syncs when ``hooks`` run."""
+        pending = hooks.data.get(SYNC_KEY)
         if pending is None:
-            pending = postcommit.data[SYNC_KEY] = ({}, {}, {})
-            postcommit.add(functools.partial(self._sync_after_commit, pending))
-        pending[0].update(dict.fromkeys(notification_ids))
+            pending = hooks.data[SYNC_KEY] = ({}, {}, {})
+            hooks.add(functools.partial(callback, pending))
+        notification_ids, mail_statuses, bcc_notes = changes
+        pending[0].update(dict.fromkeys(notification_ids or ()))
         pending[1].update(mail_statuses or {})
         pending[2].update(bcc_notes or {})
+
+    def _sync_before_commit(self, pending):
+        """Sync the entries nothing else shares; leave the others for later."""
+        notification_ids, mail_statuses, bcc_notes = list(pending[0]), *pending[1:]
+        later = self.sudo().browse()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                lines = self.sudo()._lines_to_sync(notification_ids, mail_statuses)
+                entries = lines.document_id
+                # one query for the lines of all the entries
+                entries.fetch(["recipient_ids"])
+                alone = entries.filtered(
+                    lambda entry: set(entry.recipient_ids.ids) <= set(lines.ids)
+                )
+                later = lines.filtered(lambda line: line.document_id not in alone)
+                (lines - later)._follow(mail_statuses)
+                self.env.flush_all()
+        except Exception as error:
+            self.env.clear()
+            later = None
+            retry = (
+                isinstance(error, psycopg2.OperationalError)
+                and error.pgcode in PG_CONCURRENCY_ERRORS_TO_RETRY
+            )
+            (_logger.info if retry else _logger.exception)(
+                "Generated Documents: register synced after the commit (%s)", error
+            )
+        if later is None:
+            changes = (notification_ids, mail_statuses, bcc_notes)
+        else:
+            changes = (
+                later.notification_id.ids,
+                {
+                    mail_id: mail_statuses[mail_id]
+                    for mail_id in later.filtered(
+                        lambda line: not line.notification_id
+                    ).mapped("mail_mail_id")
+                },
+                bcc_notes,
+            )
+        if any(changes):
+            self._pending(self.env.cr.postcommit, self._sync_after_commit, changes)
 
     def _sync_after_commit(self, pending):
         """Sync in a new transaction; retry when a sibling's sync races it."""
@@ -204,16 +255,7 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                 time.sleep(random.uniform(0.01, 0.05) * attempt)
 
     @api.model
-    def _sync(self, notification_ids, mail_statuses, bcc_notes=None, lock=False):
-        """Update the lines of these notifications and mass-mode emails.
-
-        :param bcc_notes: ``{mail.message id: note}`` for their entries
-
-        :param lock: lock the entries first, so that the syncs of sibling
-            emails take turns and the last one sees every line (an entry
-            shows its worst line: two syncs reading each other's lines as
-            they were would both miss the other's change)
-        """
+    def _lines_to_sync(self, notification_ids, mail_statuses):
         domain = [("notification_id", "in", list(notification_ids))]
         if mail_statuses:
             domain = expression.OR(
@@ -225,7 +267,21 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                     ],
                 ]
             )
-        lines = self.search_fetch(domain, ["document_id"])
+        return self.search_fetch(
+            domain, ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS]
+        )
+
+    @api.model
+    def _sync(self, notification_ids, mail_statuses, bcc_notes=None, lock=False):
+        """Update the lines of these notifications and mass-mode emails.
+
+        :param bcc_notes: ``{mail.message id: note}`` for their entries
+        :param lock: lock the entries first, so that the syncs of sibling
+            emails take turns and the last one sees every line (an entry
+            shows its worst line: two syncs reading each other's lines as
+            they were would both miss the other's change)
+        """
+        lines = self._lines_to_sync(notification_ids, mail_statuses)
         if lock and lines:
             self.env.cr.execute(
                 SQL(
@@ -234,8 +290,16 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                     tuple(lines.document_id.ids),
                 )
             )
-        lines.fetch(["notification_id", "mail_mail_id", *STATUS_FIELDS])
-        for line in lines:
+            # what siblings committed while this transaction waited
+            lines.invalidate_recordset()
+        lines._follow(mail_statuses)
+        if bcc_notes:
+            self.env["sengerio.generated.document"]._note_bcc(bcc_notes)
+        return lines
+
+    def _follow(self, mail_statuses):
+        """Follow the notification, or the mass-mode email's status."""
+        for line in self:
             if line.notification_id:
                 line._sync_from_notifications()
             else:
@@ -245,9 +309,6 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                         policy.MAIL_STATES.get(state), failure_type, failure_reason
                     )
                 )
-        if bcc_notes:
-            self.env["sengerio.generated.document"]._note_bcc(bcc_notes)
-        return lines
 
     def _sync_from_notifications(self):
         """Follow the notification: its status and the email it is sent by."""

@@ -263,51 +263,70 @@ class TestRegisterFollowsOdoo(SengerioMailCommon):
             [("res_model", "=", record._name), ("res_id", "=", record.id)]
         )
 
-    def test_nothing_is_written_to_the_register_while_sending(self):
-        """Sibling emails of one message share its entry: the register is
-        written after the commit, so it can never roll an email back."""
-        order = self._create_order(partner=self.customer_2)
+    def _queue_quotation(self, partners):
+        """A quotation sent with Send, its emails left to the mail queue."""
+        order = self._create_order(partner=partners[0])
         action = order.action_quotation_send()
-        with self.mock_mail_gateway(mail_unlink_sent=True):
-            # queued, as when Send leaves the emails to the mail queue
-            self.env["mail.compose.message"].with_user(self.user_sales).with_context(
-                **action["context"], mail_notify_force_send=False
-            ).create(
-                {
-                    "partner_ids": [
-                        (6, 0, (self.customer_2 | self.user_buyer.partner_id).ids)
-                    ]
-                }
-            ).action_send_mail()
-            entry = self._entry(order)
-            self.assertEqual(set(entry.recipient_ids.mapped("state")), {"outgoing"})
-            queued = self._new_mails.filtered(
-                lambda m: m.mail_message_id == entry.mail_message_id
-            )
-            self.assertEqual(len(queued), 2)
-            self.env.flush_all()
-            with patch.object(recipient_model, "_sync_at_once", return_value=False):
-                queued.send()
-                self.env.flush_all()
-        self.assertHiddenCopy(SALLY, CESARE)
+        self.env["mail.compose.message"].with_user(self.user_sales).with_context(
+            **action["context"], mail_notify_force_send=False
+        ).create({"partner_ids": [(6, 0, partners.ids)]}).action_send_mail()
+        entry = self._entry(order)
+        self.assertEqual(set(entry.recipient_ids.mapped("state")), {"outgoing"})
+        mails = self._new_mails.filtered(
+            lambda m: m.mail_message_id == entry.mail_message_id
+        )
+        self.env.flush_all()
+        return entry, mails
+
+    def _commit_hooks(self):
+        """What a commit would run: the precommit hooks, then postcommit's data."""
+        self.env.cr.precommit.run()
+        pending = self.env.cr.postcommit.data.pop(recipient_model.SYNC_KEY, None)
+        self.env.cr.postcommit.clear()
         self.env.invalidate_all()
-        # after SMTP, the register's rows are untouched...
+        return pending
+
+    def test_an_entry_shared_by_sibling_emails_is_written_after_the_commit(self):
+        """Two processes may send the siblings at once: the entry they share
+        is written after the commit, so it can never roll an email back."""
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            entry, mails = self._queue_quotation(
+                self.customer_2 | self.user_buyer.partner_id
+            )
+            self.assertEqual(len(mails), 2)
+            customer_mail = mails.filtered("sengerio_bcc_holder")
+            with patch.object(recipient_model, "_sync_at_once", return_value=False):
+                customer_mail.send()
+                pending = self._commit_hooks()
+        self.assertHiddenCopy(SALLY, CESARE)
+        # before the commit, the register's rows are untouched...
         self.assertEqual(entry.state, "outgoing")
         self.assertEqual(set(entry.recipient_ids.mapped("state")), {"outgoing"})
-        # ... and follow once the transaction is committed
-        notification_ids, mail_statuses, bcc_notes = self.env.cr.postcommit.data.pop(
-            recipient_model.SYNC_KEY
+        # ... and follow after it
+        notification_ids, mail_statuses, bcc_notes = pending
+        customer_notification = entry.mail_message_id.notification_ids.filtered(
+            lambda n: n.res_partner_id == self.customer_2
         )
-        self.env.cr.postcommit.clear()
-        self.assertEqual(
-            set(notification_ids), set(entry.mail_message_id.notification_ids.ids)
-        )
+        self.assertEqual(list(notification_ids), customer_notification.ids)
         self.assertFalse(bcc_notes)
         self.env["sengerio.generated.document.recipient"]._sync(
-            notification_ids, mail_statuses
+            notification_ids, mail_statuses, lock=True
         )
+        line = entry.recipient_ids.filtered(lambda r: r.partner_id == self.customer_2)
+        self.assertEqual(line.state, "sent")
+        self.assertEqual(entry.state, "outgoing", "the colleague's email is queued")
+
+    def test_an_entry_of_one_email_is_written_before_the_commit(self):
+        with self.mock_mail_gateway(mail_unlink_sent=True):
+            entry, mails = self._queue_quotation(self.customer_2)
+            with patch.object(recipient_model, "_sync_at_once", return_value=False):
+                mails.send()
+                self.env.invalidate_all()
+                self.assertEqual(entry.state, "outgoing", "not before the commit")
+                pending = self._commit_hooks()
+        self.assertFalse(pending, "nothing left for after the commit")
         self.assertEqual(entry.state, "sent")
-        self.assertEqual(set(entry.recipient_ids.mapped("state")), {"sent"})
+        self.assertEqual(entry.recipient_ids.state, "sent")
 
     def test_history_survives_the_clean_up_of_notifications(self):
         order = self._create_order()
