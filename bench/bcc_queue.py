@@ -891,6 +891,18 @@ def _send(record):
         wizard.create({}).action_send_and_print()
 
 
+def _expected_copies(messages):
+    """Hidden copies the sink must see: ``{Message-Id: bcc}``, types, no copy."""
+    if "sengerio_bcc_email" not in messages._fields:
+        return {}, [], 0
+    expected = {
+        m.message_id: m.sengerio_bcc_email for m in messages if m.sengerio_bcc_email
+    }
+    documents = messages.filtered("sengerio_document_type")
+    types = sorted(Counter(documents.mapped("sengerio_document_type")).items())
+    return expected, types, len(documents.filtered("sengerio_bcc_note"))
+
+
 def odoo_queue(env, pdf_dir, part=0, parts=1):
     """Queue one email per document, sent by its agent; report what to expect.
 
@@ -913,14 +925,7 @@ def odoo_queue(env, pdf_dir, part=0, parts=1):
     env.cr.commit()
     seconds = time.perf_counter() - start
     new = Message.search([("id", ">", last_id)])
-    expected, types, no_bcc = {}, [], 0
-    if "sengerio_bcc_email" in Message._fields:
-        expected = {
-            m.message_id: m.sengerio_bcc_email for m in new if m.sengerio_bcc_email
-        }
-        documents = new.filtered("sengerio_document_type")
-        types = sorted(Counter(documents.mapped("sengerio_document_type")).items())
-        no_bcc = len(documents.filtered("sengerio_bcc_note"))
+    expected, types, no_bcc = _expected_copies(new)
     _result(
         {
             "queued": env["mail.mail"].search_count([("state", "=", "outgoing")]),
@@ -1030,14 +1035,7 @@ def _worker_report(env, last_id):
 
     Message, Mail = env["mail.message"], env["mail.mail"]
     new = Message.search([("id", ">", last_id)])
-    expected, types, no_bcc = {}, [], 0
-    if "sengerio_bcc_email" in Message._fields:
-        expected = {
-            m.message_id: m.sengerio_bcc_email for m in new if m.sengerio_bcc_email
-        }
-        documents = new.filtered("sengerio_document_type")
-        types = sorted(Counter(documents.mapped("sengerio_document_type")).items())
-        no_bcc = len(documents.filtered("sengerio_bcc_note"))
+    expected, types, no_bcc = _expected_copies(new)
     sent = env["mail.notification"].search_count(
         [("mail_message_id", ">", last_id), ("notification_type", "=", "email")]
     )

@@ -185,6 +185,16 @@ class MailThread(models.AbstractModel):
         """Return the user responsible for this document (salesperson...)."""
         return self.env["res.users"]
 
+    def _sengerio_template_xmlid(self, template, xmlids):
+        """The XML id of ``template`` if it is one of ``xmlids``, else None.
+
+        Looked up through ``env.ref``, which Odoo caches: no query per send.
+        """
+        for xmlid in sorted(xmlids):
+            if template and template == self.env.ref(xmlid, raise_if_not_found=False):
+                return xmlid
+        return None
+
     # Business methods ------------------------------------------------------
 
     def _sengerio_customer(self):

@@ -76,14 +76,7 @@ class TestBccRefusal(SengerioMailCommon):
             self.assertTrue(notification.sengerio_bcc_sent)
 
             # the address is fixed on the server: resend from the register
-            action = entry.with_user(self.user_sales).action_resend()
-            wizard = (
-                self.env["mail.resend.message"]
-                .with_user(self.user_sales)
-                .with_context(**action["context"])
-                .create({})
-            )
-            wizard.resend_mail_action()
+            self._resend_from_register(entry)
         [resent] = self._smtp_emails_to(CARLA)
         self.assertEqual(resent["smtp_to_list"], [CARLA])
         self.assertEqual(len(self._smtp_emails_to(SALLY)), 1, "no second copy")
