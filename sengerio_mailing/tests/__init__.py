@@ -7,3 +7,4 @@ from . import test_bounce
 from . import test_bounce_fuzz
 from . import test_register_counts
 from . import test_register_access
+from . import test_send_paths

@@ -146,6 +146,18 @@ class SengerioMailCommon(MailCommon):
         )
         wizard.action_send_and_print()
 
+    def _resend_from_register(self, entry, user=None):
+        """Resend in Generated Documents, through Odoo's resend wizard."""
+        user = user or self.user_sales
+        action = entry.with_user(user).action_resend()
+        wizard = (
+            self.env["mail.resend.message"]
+            .with_user(user)
+            .with_context(**action["context"])
+            .create({})
+        )
+        wizard.resend_mail_action()
+
     def _last_document_message(self, record):
         return record.message_ids.filtered("sengerio_document_type")[:1]
 
