@@ -15,7 +15,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 ODOO_SRC = Path(os.environ.get("ODOO_SRC", "/opt/odoo-18.0"))
-ADDONS_PATH = ",".join(
+# ``make test`` gives its own (with the OCA mail addons, in its second run)
+ADDONS_PATH = os.environ.get("ADDONS_PATH") or ",".join(
     [str(ODOO_SRC / "addons"), str(ODOO_SRC / "odoo" / "addons"), str(ROOT)]
 )
 
