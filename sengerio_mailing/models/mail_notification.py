@@ -40,6 +40,14 @@ class MailNotification(models.Model):
         res = super().write(vals)
         if SYNCED_FIELDS & set(vals) and vals.get("notification_status") != "bounce":
             self.env["sengerio.generated.document.recipient"]._sync_later(
-                notification_ids=self.ids
+                notification_ids={
+                    notif.id: (
+                        notif.notification_status,
+                        notif.failure_type,
+                        notif.failure_reason,
+                        notif.mail_mail_id.id,
+                    )
+                    for notif in self
+                }
             )
         return res
