@@ -24,6 +24,12 @@ class MailMail(models.Model):
         readonly=True,
         help="An SMTP server took the hidden copy: retries never resend it.",
     )
+    sengerio_mass_document = fields.Boolean(
+        "Document Sent Alone",
+        readonly=True,
+        help="A document email sent without notifications (from a list): its "
+        "Generated Documents lines follow this email's status.",
+    )
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -33,7 +39,7 @@ class MailMail(models.Model):
         # composer mass mode: no notification, the email is the whole send
         Register = self.env["sengerio.generated.document"]
         for mail, vals in zip(mails, vals_list, strict=True):
-            if vals.get("sengerio_document_type") and not vals.get("mail_message_id"):
+            if vals.get("sengerio_mass_document"):
                 Register._register_message(mail.mail_message_id, mails=mail)
         return mails
 
@@ -50,11 +56,7 @@ class MailMail(models.Model):
             vals = {key: value for key, value in vals.items() if key != "message_id"}
         res = super().write(vals)
         if SYNCED_FIELDS & set(vals):
-            mass = self.filtered(
-                lambda m: (
-                    m.message_type == "email_outgoing" and m.sengerio_document_type
-                )
-            )
+            mass = self.filtered("sengerio_mass_document")
             if mass:
                 self.env["sengerio.generated.document.recipient"]._sync_later(
                     mail_statuses={
@@ -72,10 +74,12 @@ class MailMail(models.Model):
         to the customer chosen at send time (``sengerio_bcc_partner_id``),
         until an SMTP server took the copy.
         """
-        if vals.get("sengerio_bcc_email"):
+        if vals.get("sengerio_document_type") and not vals.get("mail_message_id"):
             # composer mass mode: one email per message, decided in the values
-            vals["sengerio_bcc_holder"] = True
-            vals["sengerio_bcc_assigned"] = True
+            vals["sengerio_mass_document"] = True
+            if vals.get("sengerio_bcc_email"):
+                vals["sengerio_bcc_holder"] = True
+                vals["sengerio_bcc_assigned"] = True
             is_document = True
         elif vals.get("mail_message_id"):
             message = self.env["mail.message"].sudo().browse(vals["mail_message_id"])
@@ -205,14 +209,9 @@ class MailMail(models.Model):
             )
         if not mail:
             return mail
+        # the customer's notification says so too, as Odoo writes the outcome
+        # on it (see mail.notification.write): it outlives this email
         mail.sengerio_bcc_sent = True
-        if mail.sengerio_bcc_partner_id:
-            self.env["mail.notification"].sudo().search(
-                [
-                    ("mail_mail_id", "=", mail.id),
-                    ("res_partner_id", "=", mail.sengerio_bcc_partner_id.id),
-                ]
-            ).sengerio_bcc_sent = True
         if refusal:
             note = self.env._(
                 "The mail server refused the hidden copy to %(email)s: %(reply)s",

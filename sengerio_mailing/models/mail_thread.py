@@ -22,7 +22,7 @@ class MailThread(models.AbstractModel):
             and len(self) == 1
             and not message.sengerio_document_type
             # the send itself, not a tracking message posted in the same call
-            and message.subtype_id == self.env.ref("mail.mt_comment")
+            and message.subtype_id.id == self._sengerio_xmlid_id("mail.mt_comment")
         ):
             template = self.env["mail.template"].browse(
                 self.env.context.get("sengerio_template_id") or []
@@ -36,7 +36,10 @@ class MailThread(models.AbstractModel):
         # the entry exists before any email is sent; its lines once Odoo
         # made the notifications (a message just posted has no entry yet)
         Register = self.env["sengerio.generated.document"]
-        entry = Register._register_message(message, new=bool(msg_vals))
+        document = self if len(self) == 1 and self._name == message.model else None
+        entry = Register._register_message(
+            message, new=bool(msg_vals), record=document, with_recipients=False
+        )
         res = super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
         message.invalidate_recordset(["notification_ids"])
         entry._add_recipients(
@@ -186,14 +189,17 @@ class MailThread(models.AbstractModel):
         return self.env["res.users"]
 
     def _sengerio_template_xmlid(self, template, xmlids):
-        """The XML id of ``template`` if it is one of ``xmlids``, else None.
-
-        Looked up through ``env.ref``, which Odoo caches: no query per send.
-        """
+        """The XML id of ``template`` if it is one of ``xmlids``, else None."""
         for xmlid in sorted(xmlids):
-            if template and template == self.env.ref(xmlid, raise_if_not_found=False):
+            if template and template.id == self._sengerio_xmlid_id(xmlid):
                 return xmlid
         return None
+
+    @api.model
+    def _sengerio_xmlid_id(self, xmlid):
+        """The id an XML id names, from Odoo's cache: no query per send
+        (``env.ref`` checks that the record exists)."""
+        return self.env["ir.model.data"]._xmlid_to_res_id(xmlid)
 
     # Business methods ------------------------------------------------------
 
@@ -284,7 +290,7 @@ class MailThread(models.AbstractModel):
         if company_partners is None:
             company_partners = self.env["res.company"].sudo().search([]).partner_id
         is_person = (
-            partner != self.env.ref("base.partner_root")
+            partner.id != self._sengerio_xmlid_id("base.partner_root")
             and partner not in company_partners
             and not partner.is_company
         )

@@ -532,40 +532,44 @@ class SengerioGeneratedDocument(models.Model):
     # Business methods ------------------------------------------------------
 
     @api.model
-    def _register_message(self, message, mails=None, new=False):
+    def _register_message(
+        self, message, mails=None, new=False, record=None, with_recipients=True
+    ):
         """Create the entry of a document message, or add its new recipients.
 
         :param message: the posted ``mail.message`` (document type set)
         :param mails: ``mail.mail`` sent without notifications (mass mode)
         :param new: the message was just posted: it has no entry yet
+        :param record: the document, when the caller has it
+        :param with_recipients: add lines for the message's notifications
         """
         message = message.sudo()
         entry = self.sudo()
         if not new:
             entry = entry.search([("mail_message_id", "=", message.id)], limit=1)
         if not entry:
-            entry = self.sudo().create(self._prepare_entry_values(message))
+            entry = self.sudo().create(self._prepare_entry_values(message, record))
             new = True
-        if message.notification_ids or mails:
+        if (with_recipients and message.notification_ids) or mails:
             entry._add_recipients(
                 message.notification_ids, mails or self.env["mail.mail"], new=new
             )
         return entry
 
     @api.model
-    def _prepare_entry_values(self, message):
-        record = self.env[message.model].browse(message.res_id)
+    def _prepare_entry_values(self, message, record=None):
+        """Values of the entry of ``message``, sent from ``record`` if given."""
+        if record is None:
+            record = self.env[message.model].browse(message.res_id).exists()
         company = (
             record._sengerio_company()
-            if hasattr(record, "_sengerio_company") and record.exists()
+            if hasattr(record, "_sengerio_company") and record
             else message.record_company_id or self.env.company
         )
         sender_user = message.author_id.user_ids[:1]
         if not sender_user or sender_user.share or sender_user._is_superuser():
             responsible = getattr(record, "_sengerio_responsible_user", None)
-            sender_user = (
-                responsible() if responsible and record.exists() else sender_user
-            )
+            sender_user = responsible() if responsible and record else sender_user
         return {
             "document_type": message.sengerio_document_type,
             "res_model": message.model,

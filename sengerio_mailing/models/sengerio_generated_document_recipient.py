@@ -186,7 +186,8 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         - an entry shared by sibling emails, which two processes may send at
           once, is written after the commit, in a transaction of its own.
 
-        :param notification_ids: ids of ``mail.notification`` that changed
+        :param notification_ids: ids of ``mail.notification`` that changed,
+            or ``{id: (status, failure type, reason, mail id)}`` as written
         :param mail_statuses: ``{mail id: (state, failure type, reason)}`` of
             mass-mode emails, which Odoo may delete once sent
         :param bcc_notes: ``{mail.message id: note}`` about hidden copies
@@ -207,25 +208,49 @@ class SengerioGeneratedDocumentRecipient(models.Model):
             pending = hooks.data[SYNC_KEY] = ({}, {}, {})
             hooks.add(functools.partial(callback, pending))
         notification_ids, mail_statuses, bcc_notes = changes
-        pending[0].update(dict.fromkeys(notification_ids or ()))
+        if isinstance(notification_ids, dict):
+            pending[0].update(notification_ids)
+        else:
+            pending[0].update(dict.fromkeys(notification_ids or ()))
         pending[1].update(mail_statuses or {})
         pending[2].update(bcc_notes or {})
 
     def _sync_before_commit(self, pending):
         """Sync the entries nothing else shares; leave the others for later."""
-        notification_ids, mail_statuses, bcc_notes = list(pending[0]), *pending[1:]
+        written, mail_statuses, bcc_notes = pending
+        notification_ids = list(written)
         later = self.sudo().browse()
         try:
             with self.env.cr.savepoint(flush=False):
-                lines = self.sudo()._lines_to_sync(notification_ids, mail_statuses)
-                entries = lines.document_id
-                # one query for the lines of all the entries
-                entries.fetch(["recipient_ids"])
-                alone = entries.filtered(
-                    lambda entry: set(entry.recipient_ids.ids) <= set(lines.ids)
+                # every line of the entries concerned, in one query
+                lines_domain = self._lines_domain(notification_ids, mail_statuses)
+                siblings = self.sudo().search_fetch(
+                    [("document_id", "any", [("recipient_ids", "any", lines_domain)])],
+                    ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS],
                 )
-                later = lines.filtered(lambda line: line.document_id not in alone)
-                (lines - later)._follow(mail_statuses)
+                lines = siblings.filtered(
+                    lambda line: (
+                        line.notification_id.id in written
+                        or (
+                            not line.notification_id
+                            and line.mail_mail_id in mail_statuses
+                        )
+                    )
+                )
+                # entries with lines of other emails: not ours to write now
+                shared = {line.document_id.id for line in siblings - lines}
+                later = lines.filtered(lambda line: line.document_id.id in shared)
+                # the entries' lines are all known: spare reading them again
+                entries = siblings.document_id
+                by_entry = {entry.id: [] for entry in entries}
+                for line in siblings:
+                    by_entry[line.document_id.id].append(line.id)
+                self.env.cache.insert_missing(
+                    entries,
+                    entries._fields["recipient_ids"],
+                    [tuple(by_entry[entry.id]) for entry in entries],
+                )
+                (lines - later)._follow(mail_statuses, written)
                 self.env.flush_all()
         except Exception as error:
             self.env.clear()
@@ -284,7 +309,8 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                 time.sleep(random.uniform(0.01, 0.05) * attempt)
 
     @api.model
-    def _lines_to_sync(self, notification_ids, mail_statuses):
+    def _lines_domain(self, notification_ids, mail_statuses):
+        """The lines of these notifications, and of these mass-mode emails."""
         domain = [("notification_id", "in", list(notification_ids))]
         if mail_statuses:
             domain = expression.OR(
@@ -296,8 +322,13 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                     ],
                 ]
             )
+        return domain
+
+    @api.model
+    def _lines_to_sync(self, notification_ids, mail_statuses):
         return self.search_fetch(
-            domain, ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS]
+            self._lines_domain(notification_ids, mail_statuses),
+            ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS],
         )
 
     @api.model
@@ -326,11 +357,17 @@ class SengerioGeneratedDocumentRecipient(models.Model):
             self.env["sengerio.generated.document"]._note_bcc(bcc_notes)
         return lines
 
-    def _follow(self, mail_statuses):
-        """Follow the notification, or the mass-mode email's status."""
+    def _follow(self, mail_statuses, written=None):
+        """Follow the notification, or the mass-mode email's status.
+
+        :param written: ``{notification id: (status, failure type, reason,
+            mail id)}`` as this transaction wrote them, when known
+        """
         for line in self:
             if line.notification_id:
-                line._sync_from_notifications()
+                line._sync_from_notifications(
+                    (written or {}).get(line.notification_id.id)
+                )
             else:
                 state, failure_type, failure_reason = mail_statuses[line.mail_mail_id]
                 line._write_changed(
@@ -339,21 +376,29 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                     )
                 )
 
-    def _sync_from_notifications(self):
-        """Follow the notification: its status and the email it is sent by."""
+    def _sync_from_notifications(self, written=None):
+        """Follow the notification: its status and the email it is sent by.
+
+        :param written: ``(status, failure type, reason, mail id)`` of the
+            notification as just written, to spare reading it again
+        """
         for line in self:
             notif = line.notification_id
-            values = self._status_values(
-                policy.NOTIFICATION_STATES.get(notif.notification_status),
+            status, failure_type, failure_reason, mail_id = written or (
+                notif.notification_status,
                 notif.failure_type,
                 notif.failure_reason,
+                notif.mail_mail_id.id,
             )
-            if notif.notification_status == "bounce" and line.state == "bounced":
+            values = self._status_values(
+                policy.NOTIFICATION_STATES.get(status), failure_type, failure_reason
+            )
+            if status == "bounce" and line.state == "bounced":
                 # the delivery report already told more than Odoo's "bounced"
                 values = {}
-            if notif.mail_mail_id:
+            if mail_id:
                 # a resend moves the notification to a new email
-                values["mail_mail_id"] = notif.mail_mail_id.id
+                values["mail_mail_id"] = mail_id
             line._write_changed(values)
 
     def _write_changed(self, values):
