@@ -58,6 +58,15 @@ class TestDocumentUntracked(SengerioMailCommon):
             self.testing_smtp_session, "send_message", side_effect=send_message
         )
 
+    def _post_chatter_message(self, order):
+        """A message to the customer from the chatter: no document."""
+        order.with_user(self.user_sales).message_post(
+            body="Can we move the tour one day later?",
+            partner_ids=self.customer.ids,
+            message_type="comment",
+            subtype_xmlid="mail.mt_comment",
+        )
+
     def test_quotation_is_untracked(self):
         order = self._create_order()
         with self.mock_mail_gateway(mail_unlink_sent=True):
@@ -97,12 +106,7 @@ class TestDocumentUntracked(SengerioMailCommon):
         """mail_tracking keeps tracking what is not a document."""
         order = self._create_order()
         with self.mock_mail_gateway(mail_unlink_sent=True):
-            order.with_user(self.user_sales).message_post(
-                body="Can we move the tour one day later?",
-                partner_ids=self.customer.ids,
-                message_type="comment",
-                subtype_xmlid="mail.mt_comment",
-            )
+            self._post_chatter_message(order)
         [email] = self._smtp_emails_to(CARLA)
         self.assertTrue(self._is_tracked(email))
         tracking = self._trackings(order)
@@ -137,12 +141,7 @@ class TestDocumentUntracked(SengerioMailCommon):
         order = self._create_order()
         with self.mock_mail_gateway(mail_unlink_sent=True):
             with self._refusing_everyone():
-                order.with_user(self.user_sales).message_post(
-                    body="Can we move the tour one day later?",
-                    partner_ids=self.customer.ids,
-                    message_type="comment",
-                    subtype_xmlid="mail.mt_comment",
-                )
+                self._post_chatter_message(order)
         tracking = self._trackings(order)
         self.assertEqual(tracking.state, "error")
         self.assertIn("SMTPRecipientsRefused", tracking.error_description)
