@@ -1,7 +1,7 @@
 # The two commands of the README, plus a few helpers.
 .PHONY: run test test-scaleout setup lint bench clean-db
 
-run:  ## Odoo 18 + sengerio_mailing on demo data, mail to var/mail/
+run:  ## Odoo 18 + sengerio_mailing on demo data, mail to var/mail/ (MAIL=real: through Postfix and Dovecot)
 	bash dev/run.sh
 
 test:  ## lint, Odoo tests, end-to-end tests; last line "N passed, N failed"

@@ -33,6 +33,23 @@ def send_with_composer(client, model, record_id, action_method, context=None):
     client.call("mail.compose.message", "action_send_mail", [wizard_id], context=ctx)
 
 
+def send_rfq(client, vendor_id, product_id):
+    """A request for quotation, created by ``client`` and sent with Send."""
+    po_id = client.call(
+        "purchase.order",
+        "create",
+        {
+            "partner_id": vendor_id,
+            "user_id": client.uid,
+            "order_line": [(0, 0, {"product_id": product_id, "product_qty": 3})],
+        },
+    )
+    send_with_composer(
+        client, "purchase.order", po_id, "action_rfq_send", {"send_rfq": True}
+    )
+    return po_id
+
+
 def create_invoice(admin, salesperson, partner_id, product_id, move_type):
     """A posted customer invoice or credit note of ``salesperson`` (a login)."""
     sales_uid = admin.call(

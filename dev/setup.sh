@@ -28,6 +28,23 @@ setup_system() {
         build-essential python3-dev fonts-dejavu-core chromium
 }
 
+# Postfix and Dovecot for the mail chain (dev/mailchain.py): private
+# instances only, so Debian's own are left unconfigured ("No configuration")
+# and never started.
+setup_mailchain() {
+    local sudo="" new_dovecot=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if ! dpkg -s postfix >/dev/null 2>&1; then
+        echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+    fi
+    dpkg -s dovecot-core >/dev/null 2>&1 || new_dovecot=1
+    apt_install postfix dovecot-imapd dovecot-lmtpd
+    if [ -n "$new_dovecot" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        # the package starts a system-wide IMAP server: not ours to run
+        $sudo systemctl disable --now dovecot.service dovecot.socket >&2 || true
+    fi
+}
+
 setup_postgres() {
     if ! pg_lsclusters -h 2>/dev/null | grep -q .; then
         die "no PostgreSQL cluster found (pg_lsclusters is empty)"
@@ -79,6 +96,7 @@ setup_venv() {
 
 setup_all() {
     setup_system
+    setup_mailchain
     setup_postgres
     setup_odoo_src
     setup_venv

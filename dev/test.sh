@@ -58,6 +58,7 @@ if [ -z "${SENGERIO_OCA:-}" ]; then # the same code: linted once
     lint "ruff-check" "$VENV/bin/ruff" check .
     lint "ruff-format" "$VENV/bin/ruff" format --check .
     lint "pylint-odoo" "$VENV/bin/pylint" --rcfile=.pylintrc-mandatory sengerio_mailing sengerio_mailing_*/
+    lint "readme" "$PY" dev/gen_readme.py --check
 fi
 
 # 2. Odoo tests ------------------------------------------------------------

@@ -14,6 +14,7 @@ from flows import (  # noqa: F401 (the other tests import them from here)
     create_order,
     register_entry,
     send_invoice,
+    send_rfq,
     send_with_composer,
 )
 from mailcheck import (
@@ -109,19 +110,7 @@ def test_supplier_document(odoo, admin, purchaser, product_id, mailbox, unique):
     vendor_id = admin.call(
         "res.partner", "create", {"name": "Vendor %s" % unique, "email": email}
     )
-    buyer = odoo.client(purchaser, purchaser)
-    po_id = buyer.call(
-        "purchase.order",
-        "create",
-        {
-            "partner_id": vendor_id,
-            "user_id": buyer.uid,
-            "order_line": [(0, 0, {"product_id": product_id, "product_qty": 3})],
-        },
-    )
-    send_with_composer(
-        buyer, "purchase.order", po_id, "action_rfq_send", {"send_rfq": True}
-    )
+    po_id = send_rfq(odoo.client(purchaser, purchaser), vendor_id, product_id)
 
     received = received_for(mailbox, email)
     assert_true_bcc(received, email, email_of(purchaser))

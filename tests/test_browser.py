@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import VAR, Mailbox
 from mailcheck import assert_true_bcc, pdf_attachments
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect, sync_playwright
 from PyPDF2 import PdfReader
 from test_bcc_e2e import (
@@ -88,9 +89,22 @@ def login(chromium, odoo, request):
     for n, context in enumerate(contexts):
         for page in context.pages:
             name = "%s-%s" % (request.node.name, n)
+            # a test may end on a page that is still loading (Settings
+            # reload the web client when saved): keep it once it has loaded
+            page.wait_for_load_state()
             page.screenshot(path=shots / (name + ".png"))
-            (shots / (name + ".html")).write_text(page.content())
+            (shots / (name + ".html")).write_text(_page_content(page))
         context.close()
+
+
+def _page_content(page, attempts=3):
+    """The page's HTML, once it stops navigating."""
+    for _attempt in range(attempts - 1):
+        try:
+            return page.content()
+        except PlaywrightError:
+            page.wait_for_load_state()
+    return page.content()
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +164,14 @@ def staff(admin, token, italian):
         "purchase": create_user(
             admin, token, "Bruno Ferri", ["purchase.group_purchase_user"]
         ),
-        "italian": create_user(admin, token, "Lucia Romano", [sales], "it_IT"),
+        # she reads her colleagues' documents: Sales / User: All Documents
+        "italian": create_user(
+            admin,
+            token,
+            "Lucia Romano",
+            ["sales_team.group_sale_salesman_all_leads"],
+            "it_IT",
+        ),
         "admin": User("admin", "admin", "Mitchell Admin", None),
     }
 

@@ -202,11 +202,19 @@ class SengerioGeneratedDocument(models.Model):
                 return SQL("FALSE")
             return SQL("%s IN %s", SQL.identifier(self._table, "id"), tuple(readable))
         documents = []
+        models_named, res_ids = self._sengerio_domain_documents(domain)
         for model_name in self._sengerio_registered_models():
             Model = self.env.get(model_name)
-            if Model is None or Model._abstract or not Model.has_access("read"):
+            if (
+                Model is None
+                or Model._abstract
+                or (models_named is not None and model_name not in models_named)
+                or not Model.has_access("read")
+            ):
                 continue
-            query = Model.with_context(active_test=False)._search([])
+            query = Model.with_context(active_test=False)._search(
+                [("id", "in", res_ids)] if res_ids is not None else []
+            )
             documents.append(
                 query.subselect(
                     SQL("%s::varchar", model_name),
@@ -236,6 +244,34 @@ class SengerioGeneratedDocument(models.Model):
         if len(value) > 1000 or not all(isinstance(v, int) for v in value):
             return None
         return list(value)
+
+    @api.model
+    def _sengerio_domain_documents(self, domain):
+        """The models and document ids that a plain AND ``domain`` names.
+
+        The *Sent documents* buttons of a sale order or an invoice ask for
+        its own entries: only those documents need checking, not every
+        document the user may read.
+
+        :return: (set of model names or None, list of record ids or None)
+        """
+        models_named = res_ids = None
+        if any(not isinstance(leaf, (list, tuple)) for leaf in domain):
+            return None, None  # operators: not a plain conjunction
+        for leaf in domain:
+            if len(leaf) != 3:
+                continue
+            field, operator, value = leaf
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if operator not in ("=", "in"):
+                continue
+            if field == "res_model" and all(isinstance(v, str) for v in values):
+                models_named = set(values)
+            elif field == "res_id" and all(isinstance(v, int) for v in values):
+                res_ids = list(values)
+        if models_named is None or len(models_named) != 1:
+            res_ids = None  # ids alone would mix the models' ids
+        return models_named, res_ids
 
     @api.model
     def _sengerio_readable(self, ids):

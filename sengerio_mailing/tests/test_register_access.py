@@ -236,6 +236,27 @@ class TestRegisterAccess(SengerioMailCommon):
                 found = Register.search(self._mine([("state", "=", "bounced")]))
                 self.assertEqual(self._keys(found), bounced)
 
+    def test_entries_of_given_documents(self):
+        """As a document's *Sent documents* button asks: its model and ids."""
+        keys = ("quotation_own_1", "quotation_own_2", "invoice_own_1", "deleted")
+        for user in self.users:
+            Register = self.env[REGISTER].with_user(user)
+            expected = self._expected(user)
+            with self.subTest(user=user.login):
+                for model in ("sale.order", "account.move"):
+                    named = [
+                        key for key in keys if self.entries[key].res_model == model
+                    ]
+                    domain = [
+                        ("res_model", "=", model),
+                        ("res_id", "in", [self.entries[k].res_id for k in named]),
+                    ]
+                    found = Register.search(domain)
+                    self.assertEqual(
+                        self._keys(found), {key for key in named if key in expected}
+                    )
+                    self.assertEqual(Register.search_count(domain), len(found))
+
     def test_counts_without_a_domain(self):
         """The list's own calls, with nothing but the record rules."""
         for user in self.users:
