@@ -14,9 +14,9 @@ setup:  ## only prepare PostgreSQL, wkhtmltopdf, Odoo and the virtualenv
 	bash dev/setup.sh
 
 lint:
-	bash -c 'source dev/common.sh && "$$VENV/bin/ruff" check . && "$$VENV/bin/ruff" format --check . && "$$VENV/bin/pylint" --rcfile=.pylintrc-mandatory sengerio_mailing'
+	bash -c 'source dev/common.sh && "$$VENV/bin/ruff" check . && "$$VENV/bin/ruff" format --check . && "$$VENV/bin/pylint" --rcfile=.pylintrc-mandatory sengerio_mailing sengerio_mailing_*/'
 
-bench:  ## benchmark: 2,000 queued document emails, vanilla Odoo vs the addon
+bench:  ## benchmark: 400 documents posted and sent, vanilla Odoo vs the addon, taking turns
 	bash -c 'source dev/setup.sh && setup_all && "$$PY" bench/bcc_queue.py $(BENCH_ARGS)'
 
 .PHONY: bench-register

@@ -1,50 +1,48 @@
-"""Benchmark: drain a queue of document emails, vanilla Odoo vs sengerio_mailing.
+"""Benchmark: post and send document emails, vanilla Odoo vs sengerio_mailing.
 
-What is measured: the time and memory Odoo needs to send ``--count`` queued
-document emails (quotations, confirmed sale orders, customer invoices, credit
-notes, RFQs and purchase orders, interleaved, each with its PDF) to a local
-SMTP sink, once on a vanilla database and once on a database with
-sengerio_mailing, which adds a hidden copy to the sender's address to each
-envelope. For each database the timed part is only the queue drain,
-``mail.mail.process_email_queue()`` until no email is left outgoing, run in
-its own ``odoo-bin shell`` process:
+What is measured, on two databases made from the same data (vanilla, and a
+copy of it with sengerio_mailing), ``--count`` documents each: quotations,
+confirmed sale orders, customer invoices, credit notes, RFQs and purchase
+orders, interleaved, each with its PDF.
 
-- wall time of the drain and throughput (emails per second);
-- peak memory: the high-water RSS (``ru_maxrss``) of that process, which
-  includes loading the registry (also shown on its own);
-- SQL queries per email, which unlike time does not depend on what else runs
-  on the machine (the load average before each drain is shown too).
+- **post**: each document sent through its own flow (the mail composer of
+  the Send buttons for sale and purchase orders, the Send & Print wizard for
+  invoices) by its agent, the emails left to the queue;
+- **send**: the queue sent to a local SMTP sink, as the mail cron does
+  (``process_email_queue``, one commit per email);
+- **post+send**: both, per document;
+- peak RSS of each side's process, and SQL queries per document posted and
+  per email sent (all cursors of the process, the register's sync after
+  each commit included).
 
-How: the script first copies the addon (as it is in the work tree, or as
-committed in ``--addon-ref``) to a temporary folder, so that edits made
-during the run do not change what is measured. It creates
-``bench_vanilla`` (sale_management, sale_async_emails, account, purchase; no
-demo data) with agents, customers, vendors and documents, duplicates it
-(database and filestore) as ``bench_sengerio`` and installs the addon there,
-so both hold the same data.
-It queues one email per document in both databases through the real send
-path (the mail composer of the Send buttons for sale and purchase orders, the
-Send & Print wizard for invoices), sent by the document's agent with
-``mail_notify_force_send=False`` so that the emails are queued. Queue creation
-is not measured. So that the benchmark measures sending and not wkhtmltopdf,
-one PDF per document model is rendered once with wkhtmltopdf and queue
-creation reuses those bytes instead of rendering each report again.
+How: both sides run at once in two ``odoo-bin shell`` processes pinned to
+the same CPU (``--cpu``), which take turns: a chunk of ``--chunk``
+documents (or emails) on one side, then the same chunk on the other, who
+goes first alternating. Noise from the rest of the machine then hits both
+sides alike; the order does not decide. Each round starts from fresh
+copies of both databases. The middle chunk of each phase runs under
+cProfile on both sides (and is left out of the timings): the report shows
+where the extra milliseconds go.
 
-Each round then drains a fresh copy of each queued database, one after the
-other, alternating which goes first from one round to the next: every drain
-sends the very same emails, and none runs on a database warmed up by another.
+The script prints per-round figures and ratios, the per-chunk ratios, the
+median ratios against the targets, the profile comparison, and what went
+over the wire: one SMTP transaction per email, each with its PDF, and for
+the addon exactly one envelope carrying the sender's hidden copy per
+document that has one (never a ``Bcc`` header).
 
-It then checks what went over the wire: one SMTP transaction per queued
-email, each with its PDF, and for the addon exactly one envelope carrying the
-sender's hidden copy per document that has one (never a ``Bcc`` header).
+So that the benchmark measures mail and not wkhtmltopdf, one PDF per
+document model is rendered once and the sends reuse those bytes. The addon
+is copied first (as it is in the work tree, or as committed in
+``--addon-ref``), so that edits made during the run do not change what is
+measured.
 
 Run it with the project's virtualenv::
 
-    source dev/common.sh && "$PY" bench/bcc_queue.py --count 200
+    source dev/common.sh && "$PY" bench/bcc_queue.py --count 400 --rounds 3
 
-The databases are dropped at the end unless ``--keep``. Logs are kept in
-``var/bench/``. The exit status is non-zero when the wire check fails; the
-throughput and memory targets are only reported.
+The databases are dropped at the end unless ``--keep``; ``--reuse`` measures
+again on kept ones. Logs are kept in ``var/bench/``. The exit status is
+non-zero when the wire check fails; the targets are only reported.
 """
 
 import argparse
@@ -52,11 +50,11 @@ import itertools
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from email import policy
 from email.parser import BytesParser
 from email.utils import getaddresses
@@ -69,6 +67,7 @@ from driver import (  # noqa: E402
     ADDONS_PATH,
     LOG_DIR,
     ROOT,
+    copy_db,  # noqa: E402
     drop_db,
     free_port,
     odoo_cmd,
@@ -78,7 +77,6 @@ from driver import (  # noqa: E402
     snapshot_addon,
     stub_pdf_rendering,
 )
-from driver import copy_db as duplicate_db  # noqa: E402
 from driver import odoo_shell as driver_shell  # noqa: E402
 from driver import result as _result  # noqa: E402
 
@@ -86,6 +84,7 @@ from driver import result as _result  # noqa: E402
 
 VANILLA = "vanilla"
 SENGERIO = "sengerio"
+LABELS = (VANILLA, SENGERIO)
 BASE_MODULES = "sale_management,sale_async_emails,account,purchase"
 ALIAS_DOMAIN = "bench.localhost"
 
@@ -148,7 +147,7 @@ def prepare_databases(dbs, count, smtp_port, pdf_dir):
     created = odoo_shell(vanilla, "odoo_setup", count=count, pdf_dir=str(pdf_dir))
     say("documents: %s", ", ".join("%s %s" % (v, k) for k, v in created.items()))
     say("duplicating %s as %s and installing sengerio_mailing", vanilla, sengerio)
-    duplicate_db(vanilla, sengerio)
+    copy_db(vanilla, sengerio)
     run_logged(
         odoo_cmd(
             "-d", sengerio, "-i", "sengerio_mailing", "--stop-after-init",
@@ -158,36 +157,118 @@ def prepare_databases(dbs, count, smtp_port, pdf_dir):
     )  # fmt: skip
 
 
-def queue_emails(dbs, pdf_dir):
-    """Queue one email per document in both databases, in parallel."""
-    with ThreadPoolExecutor(len(dbs)) as pool:
-        futures = {
-            label: pool.submit(odoo_shell, db, "odoo_queue", pdf_dir=str(pdf_dir))
-            for label, db in dbs.items()
-        }
-        return {label: future.result() for label, future in futures.items()}
+def set_smtp_port(db, port):
+    subprocess.run(
+        ["psql", "-d", db, "-qc", "UPDATE ir_mail_server SET smtp_port = %d" % port],
+        check=True,
+    )
 
 
-def drain(db, smtp_port, spool, queued):
-    """Drain the queue of a fresh copy of ``db`` into an SMTP sink; measure, check.
+# ---------------------------------------------------------------------------
+# Measurement: both databases take turns, chunk by chunk, in one run
+# ---------------------------------------------------------------------------
 
-    Every round drains the very same queue, and no database has its caches
-    warmed by a previous drain.
+
+class Worker:
+    """An ``odoo-bin shell`` on one database that does timed chunks on request.
+
+    It runs :func:`odoo_worker` and talks to the driver over a local
+    connection, so that it stays up (registry loaded, caches warm) while the
+    other database's worker takes its turn.
     """
+
+    def __init__(self, db, listener, authkey, pdf_dir, cpu):
+        code = (
+            "import sys\nsys.path.insert(0, %r)\nimport bcc_queue\n"
+            "bcc_queue.odoo_worker(env, %r, %r, %r)\n"
+        ) % (
+            str(Path(__file__).resolve().parent),
+            list(listener.address),
+            authkey.hex(),
+            str(pdf_dir),
+        )
+        self.log = open(LOG_DIR / (db + ".log"), "a")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            odoo_cmd("shell", "-d", db, "--no-http", "--log-level", "warn"),
+            stdin=subprocess.PIPE,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if cpu is not None:
+            # both workers on the same CPU: one runs while the other waits
+            os.sched_setaffinity(self.proc.pid, {cpu})
+        self.proc.stdin.write(code)
+        self.proc.stdin.close()
+        self.conn = listener.accept()
+
+    def ask(self, **command):
+        self.conn.send(command)
+        return self.conn.recv()
+
+    def close(self):
+        try:
+            self.ask(do="quit")
+            self.proc.wait(120)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.log.close()
+
+
+def run_round(index, dbs, args, tmp, cpu):
+    """One round: fresh copies of both databases, their workers take turns.
+
+    The documents are posted (sent through their flow, the emails queued)
+    in chunks, vanilla and addon alternating chunk by chunk; then the queue
+    is sent the same way. The middle chunk of each phase runs under the
+    profiler on both sides and is left out of the timings.
+    """
+    from multiprocessing.connection import Listener
+
     from smtp_sink import SmtpSink
 
-    copy = db + "_drain"
-    (LOG_DIR / (copy + ".log")).unlink(missing_ok=True)
-    duplicate_db(db, copy)
-    load = os.getloadavg()[0]
+    copies = {label: "%s_r" % db for label, db in dbs.items()}
+    sinks, workers = {}, {}
+    authkey = os.urandom(16)
     try:
-        with SmtpSink(spool, port=smtp_port):
-            result = odoo_shell(copy, "odoo_drain")
+        with Listener(("127.0.0.1", 0), authkey=authkey) as listener:
+            for label in LABELS:
+                copy_db(dbs[label], copies[label])
+                spool = tmp / ("spool-%s-%s" % (index, label))
+                sinks[label] = SmtpSink(spool).start()
+                set_smtp_port(copies[label], sinks[label].port)
+            for label in LABELS:
+                workers[label] = Worker(
+                    copies[label], listener, authkey, tmp / "pdf", cpu
+                )
+            chunks = {label: {"post": [], "send": []} for label in LABELS}
+            turns = -(-args.count // args.chunk)
+            for phase in ("post", "send"):
+                say("round %s: %s, %s chunks of %s per side", index + 1, phase,
+                    turns, args.chunk)  # fmt: skip
+                for turn in range(turns):
+                    # who goes first alternates by chunk and by round
+                    order = LABELS if (turn + index) % 2 == 0 else LABELS[::-1]
+                    for label in order:
+                        chunks[label][phase].append(
+                            workers[label].ask(
+                                do=phase, size=args.chunk, profile=turn == turns // 2
+                            )
+                        )
+            reports = {label: workers[label].ask(do="report") for label in LABELS}
     finally:
-        drop_db(copy)
-    result["load"] = load
-    result["wire"] = read_wire(spool)
-    result["check"] = check_wire(queued, result)
+        for worker in workers.values():
+            worker.close()
+        for sink in sinks.values():
+            sink.stop()
+        for copy in copies.values():
+            drop_db(copy)
+    result = {"chunks": chunks, "reports": reports, "checks": {}}
+    for label in LABELS:
+        wire = read_wire(sinks[label].handler.spool)
+        result["checks"][label] = check_wire(reports[label], wire)
+        result["checks"][label]["wire"] = wire
     return result
 
 
@@ -223,19 +304,18 @@ def read_wire(spool):
     }
 
 
-def check_wire(queued, drained):
-    """Compare what the sink received with what the queue step expected."""
-    expected = queued["expected_bcc"]
-    wire = drained["wire"]
+def check_wire(report, wire):
+    """Compare what the sink received with what the worker expected."""
+    expected = report["expected_bcc"]
     with_bcc = sum(len(v) for v in wire["hidden"].values())
     correct = sum(
         1 for msg_id, bcc in expected.items() if wire["hidden"].get(msg_id) == [[bcc]]
     )
     problems = []
-    if wire["transactions"] != drained["queued"]:
+    if wire["transactions"] != report["queued"]:
         problems.append(
             "%s SMTP transactions for %s queued emails"
-            % (wire["transactions"], drained["queued"])
+            % (wire["transactions"], report["queued"])
         )
     if correct != len(expected) or with_bcc != len(expected):
         problems.append(
@@ -248,134 +328,206 @@ def check_wire(queued, drained):
         problems.append(
             "%s messages without a PDF" % (wire["transactions"] - wire["with_pdf"])
         )
-    if drained["left"] or drained["failed"]:
+    if report["left"] or report["failed"]:
         problems.append(
             "%s emails left in the queue, %s failed"
-            % (drained["left"], drained["failed"])
+            % (report["left"], report["failed"])
         )
     return {"with_bcc": with_bcc, "correct": correct, "problems": problems}
-
-
-def run_rounds(dbs, queued, rounds, smtp_port, tmp):
-    """Drain copies of both queues ``rounds`` times, alternating the order."""
-    results = []
-    for index in range(rounds):
-        order = [VANILLA, SENGERIO] if index % 2 == 0 else [SENGERIO, VANILLA]
-        measures = {}
-        for label in order:
-            say("round %s/%s: draining a copy of %s", index + 1, rounds, dbs[label])
-            spool = tmp / ("spool-%s-%s" % (index, label))
-            measures[label] = drain(dbs[label], smtp_port, spool, queued[label])
-        results.append({"order": order, "measures": measures})
-    return results
 
 
 def mib(kib):
     return kib / 1024.0
 
 
-# Rows of the report whose ratio sengerio/vanilla means something.
-RATIO_ROWS = (
-    "drain time (s)",
-    "throughput (emails/s)",
-    "peak RSS (MiB)",
-    "  RSS before the drain (MiB)",
-    "SQL queries per email",
+def _timed(chunks):
+    """Chunks that count: the profiled one is left out on both sides."""
+    return [c for c in chunks if not c["profile"]]
+
+
+def _per_item(chunks, key):
+    chunks = _timed(chunks)
+    return sum(c[key] for c in chunks) / max(sum(c["items"] for c in chunks), 1)
+
+
+def round_figures(result):
+    """Per side: ms and queries per document posted / email sent, peak RSS."""
+    figures = {}
+    for label in LABELS:
+        post, send = result["chunks"][label]["post"], result["chunks"][label]["send"]
+        figures[label] = {
+            "post ms/document": 1000 * _per_item(post, "seconds"),
+            "send ms/email": 1000 * _per_item(send, "seconds"),
+            "post+send ms/document": 1000
+            * (_per_item(post, "seconds") + _per_item(send, "seconds")),
+            "post queries/document": _per_item(post, "queries"),
+            "send queries/email": _per_item(send, "queries"),
+            "peak RSS (MiB)": mib(result["reports"][label]["maxrss"]),
+        }
+    return figures
+
+
+# Throughput ratios (vanilla time / addon time) and their targets; RSS is
+# a ratio addon / vanilla.
+TARGETS = (
+    ("send", "send ms/email", THROUGHPUT_TARGET, 1),
+    ("post+send", "post+send ms/document", THROUGHPUT_TARGET, 1),
+    ("post", "post ms/document", None, 1),
+    ("peak RSS", "peak RSS (MiB)", MEMORY_TARGET, -1),
 )
 
 
-def print_report(results, queued, revision):
-    print()
-    print(
-        "Draining %s queued document emails into a local SMTP sink "
-        "(sengerio_mailing at %s)" % (queued[VANILLA]["queued"], revision)
-    )
-    print()
-    head = "%-34s %12s %12s %8s" % ("", VANILLA, SENGERIO, "ratio")
-    print(head)
-    print("-" * len(head))
-    rows = [
-        ("drain time (s)", lambda m: m["seconds"], "%.2f"),
-        ("throughput (emails/s)", lambda m: m["queued"] / m["seconds"], "%.1f"),
-        ("peak RSS (MiB)", lambda m: mib(m["maxrss_end"]), "%.1f"),
-        ("  RSS before the drain (MiB)", lambda m: mib(m["maxrss_start"]), "%.1f"),
-        ("SQL queries per email", lambda m: m["queries"] / m["queued"], "%.1f"),
-        ("load average before the drain", lambda m: m["load"], "%.2f"),
-    ]
-    ratios = {}
-    for index, result in enumerate(results):
-        print("round %s (%s first)" % (index + 1, result["order"][0]))
-        for name, value, fmt in rows:
-            v = value(result["measures"][VANILLA])
-            s = value(result["measures"][SENGERIO])
-            ratios.setdefault(name, []).append(s / v)
-            ratio = "%8.3f" % (s / v) if name in RATIO_ROWS else ""
-            print("%-34s %12s %12s %s" % ("  " + name, fmt % v, fmt % s, ratio))
-    print(
-        "%-34s %12.1f %12.1f" % (
-            "queue creation, not timed (s)",
-            queued[VANILLA]["seconds"],
-            queued[SENGERIO]["seconds"],
-        )
-    )  # fmt: skip
-    print()
-    throughput = ratios["throughput (emails/s)"]
-    memory = ratios["peak RSS (MiB)"]
-    print_ratio("throughput ratio sengerio/vanilla", throughput, THROUGHPUT_TARGET, 1)
-    print_ratio("peak memory ratio sengerio/vanilla", memory, MEMORY_TARGET, -1)
+def ratio(figures, key, sign):
+    v, s = figures[VANILLA][key], figures[SENGERIO][key]
+    return v / s if sign > 0 else s / v
 
 
-def print_ratio(name, ratios, target, sign):
-    value = statistics.median(ratios)
-    ok = (value - target) * sign >= 0
+def print_report(results, args, revision):
+    print()
     print(
-        "%-36s %.3f  (target %s %.2f: %s%s)"
+        "%s documents per side and round, in chunks of %s taking turns "
+        "(sengerio_mailing at %s%s)"
         % (
-            name,
-            value,
-            ">=" if sign > 0 else "<=",
-            target,
-            "met" if ok else "NOT met",
-            ", median of %s rounds" % len(ratios) if len(ratios) > 1 else "",
+            args.count,
+            args.chunk,
+            revision,
+            ", pinned to CPU %s" % args.cpu if args.cpu is not None else "",
         )
     )
-
-
-def print_checks(results, queued):
-    """Print what the sink received per round and database; False on a problem."""
-    print()
-    print("What went over the wire")
-    types = queued[SENGERIO]["types"]
-    print(
-        "  queued in %s: %s; documents without a hidden copy: %s"
-        % (
-            SENGERIO,
-            ", ".join("%s %s" % (n, t) for t, n in types),
-            queued[SENGERIO]["no_bcc"],
-        )
-    )
-    ok = True
+    ratios = {name: [] for name, *_rest in TARGETS}
     for index, result in enumerate(results):
-        for label in (VANILLA, SENGERIO):
-            m = result["measures"][label]
-            wire, check = m["wire"], m["check"]
+        figures = round_figures(result)
+        print()
+        head = "round %-28s %12s %12s %8s" % (index + 1, VANILLA, SENGERIO, "ratio")
+        print(head)
+        print("-" * len(head))
+        for key in figures[VANILLA]:
+            sign = -1 if "RSS" in key or "queries" in key else 1
             print(
-                "  round %s, %s: %s SMTP transactions for %s queued emails, "
-                "%s with a PDF (%.1f KiB per message), %s Bcc headers"
-                % (
-                    index + 1, label, wire["transactions"], m["queued"],
-                    wire["with_pdf"], wire["kib"], wire["bcc_headers"],
-                )
+                "  %-32s %12.2f %12.2f %8.3f"
+                % (key, figures[VANILLA][key], figures[SENGERIO][key],
+                   ratio(figures, key, sign))
             )  # fmt: skip
+        for name, key, _target, sign in TARGETS:
+            ratios[name].append(ratio(figures, key, sign))
+        for phase in ("post", "send"):
+            per_chunk = [
+                v["seconds"] / s["seconds"]
+                for v, s in zip(
+                    _timed(result["chunks"][VANILLA][phase]),
+                    _timed(result["chunks"][SENGERIO][phase]),
+                    strict=True,
+                )
+            ]
             print(
-                "    %s envelopes with a hidden copy to the sender, %s expected "
-                "(one per document that has one), %s right"
+                "  %s chunk ratios (vanilla time / addon time): median %.3f, "
+                "quartiles %.3f-%.3f\n    %s"
                 % (
-                    check["with_bcc"],
-                    len(queued[label]["expected_bcc"]),
-                    check["correct"],
+                    phase,
+                    statistics.median(per_chunk),
+                    *_quartiles(per_chunk),
+                    " ".join("%.2f" % r for r in per_chunk),
                 )
             )
+    print()
+    for name, _key, target, sign in TARGETS:
+        values = ratios[name]
+        value = statistics.median(values)
+        what = "throughput" if sign > 0 else "memory"
+        verdict = ""
+        if target is not None:
+            ok = (value - target) * sign >= 0
+            verdict = "  (target %s %.2f: %s)" % (
+                ">=" if sign > 0 else "<=",
+                target,
+                "met" if ok else "NOT met",
+            )
+        print(
+            "%-10s %s ratio %.3f, rounds %s%s"
+            % (name, what, value, " ".join("%.3f" % v for v in values), verdict)
+        )
+    print_profile(results[-1])
+
+
+def _quartiles(values):
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def print_profile(result, top=12):
+    """Where the extra milliseconds go: one profiled chunk per side and phase."""
+    for phase in ("post", "send"):
+        profiles = {
+            label: next(c for c in result["chunks"][label][phase] if c["profile"])
+            for label in LABELS
+        }
+        items = profiles[VANILLA]["items"] or 1
+        total = {label: profiles[label]["seconds"] * 1000 / items for label in LABELS}
+        print()
+        print(
+            "profile of one %s chunk per side (%s items, under the profiler): "
+            "%.1f ms against %.1f ms per item" % (
+                phase, items, total[SENGERIO], total[VANILLA],
+            )
+        )  # fmt: skip
+        cumulative = {
+            label: {row[0]: row for row in profiles[label]["profile"]}
+            for label in LABELS
+        }
+        # Odoo's own functions, run on both sides: the addon's overrides have
+        # no vanilla counterpart and their time includes the Odoo code they
+        # wrap, so they are listed apart
+        diffs = []
+        for name, row in cumulative[SENGERIO].items():
+            base = cumulative[VANILLA].get(name)
+            if base:
+                diffs.append((row[3] - base[3], name, row[1], base[1]))
+        diffs.sort(reverse=True)
+        print(
+            "  Odoo functions with the most extra cumulative time "
+            "(ms per item, calls addon/vanilla):"
+        )
+        for extra, name, calls, base_calls in diffs[:top]:
+            print("    %+7.2f  %s (%s/%s)" % (1000 * extra / items, name, calls,
+                                             base_calls))  # fmt: skip
+        own = sorted(
+            (row for name, row in cumulative[SENGERIO].items() if "sengerio" in name),
+            key=lambda row: -row[3],
+        )
+        print(
+            "  the addon's own functions (cumulative ms per item, with the "
+            "Odoo code they wrap; calls):"
+        )
+        for name, calls, _tottime, cumtime in own[:top]:
+            print("    %7.2f  %s (%s)" % (1000 * cumtime / items, name, calls))
+
+
+def print_checks(results):
+    """Print what the sinks received per round and side; False on a problem."""
+    print()
+    print("What went over the wire")
+    ok = True
+    for index, result in enumerate(results):
+        for label in LABELS:
+            check, report = result["checks"][label], result["reports"][label]
+            wire = check["wire"]
+            print(
+                "  round %s, %s: %s SMTP transactions for %s queued emails, "
+                "%s with a PDF (%.1f KiB per message), %s Bcc headers; "
+                "%s envelopes with a hidden copy, %s expected, %s right"
+                % (
+                    index + 1, label, wire["transactions"], report["queued"],
+                    wire["with_pdf"], wire["kib"], wire["bcc_headers"],
+                    check["with_bcc"], len(report["expected_bcc"]), check["correct"],
+                )
+            )  # fmt: skip
+            if label == SENGERIO:
+                print("    queued: %s; without a hidden copy: %s" % (
+                    ", ".join("%s %s" % (n, t) for t, n in report["types"]),
+                    report["no_bcc"],
+                ))  # fmt: skip
             for problem in check["problems"]:
                 ok = False
                 print("    PROBLEM: %s" % problem)
@@ -385,13 +537,19 @@ def print_checks(results, queued):
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--count", type=int, default=2000, help="document emails (default 2000)"
+        "--count", type=int, default=400, help="documents per side (default 400)"
     )
     parser.add_argument(
-        "--rounds",
+        "--rounds", type=int, default=3, help="rounds, each on fresh copies (3)"
+    )
+    parser.add_argument(
+        "--chunk", type=int, default=20, help="documents or emails per turn (20)"
+    )
+    parser.add_argument(
+        "--cpu",
         type=int,
-        default=2,
-        help="drains of each queue, alternating which database goes first (default 2)",
+        default=0,
+        help="pin both workers to this CPU (default 0; -1: not pinned)",
     )
     parser.add_argument(
         "--db-prefix",
@@ -407,34 +565,53 @@ def parse_args():
     parser.add_argument(
         "--keep", action="store_true", help="keep the databases at the end"
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure on the databases kept by --keep (after -u of the addon)",
+    )
+    args = parser.parse_args()
+    if args.cpu < 0:
+        args.cpu = None
+    return args
 
 
 def main():
     args = parse_args()
-    dbs = {label: "%s_%s" % (args.db_prefix, label) for label in (VANILLA, SENGERIO)}
+    dbs = {label: "%s_%s" % (args.db_prefix, label) for label in LABELS}
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="bench_bcc_"))
+    keep_pdf = LOG_DIR / ("%s_pdf" % args.db_prefix)
     try:
-        (tmp / "pdf").mkdir()
         (tmp / "addons").mkdir()
         revision = snapshot_addon(tmp / "addons", args.addon_ref)
         ADDONS_PATH.append(str(tmp / "addons"))
         say("measuring sengerio_mailing at %s", revision)
-        smtp_port = free_port()
-        prepare_databases(dbs, args.count, smtp_port, tmp / "pdf")
-        say("queueing the emails in both databases (not timed, a few minutes)")
-        queued = queue_emails(dbs, tmp / "pdf")
-        results = run_rounds(dbs, queued, args.rounds, smtp_port, tmp)
+        if args.reuse:
+            shutil.copytree(keep_pdf, tmp / "pdf")
+            run_logged(
+                odoo_cmd("-d", dbs[SENGERIO], "-u", "sengerio_mailing",
+                         "--stop-after-init", "--no-http", "--log-level=warn"),
+                dbs[SENGERIO],
+            )  # fmt: skip
+        else:
+            (tmp / "pdf").mkdir()
+            prepare_databases(dbs, args.count, free_port(), tmp / "pdf")
+            if args.keep:
+                shutil.rmtree(keep_pdf, ignore_errors=True)
+                shutil.copytree(tmp / "pdf", keep_pdf)
+        results = [
+            run_round(index, dbs, args, tmp, args.cpu) for index in range(args.rounds)
+        ]
     finally:
         if not args.keep:
             say("dropping %s", ", ".join(dbs.values()))
             for db in dbs.values():
                 drop_db(db)
         shutil.rmtree(tmp, ignore_errors=True)
-    print_report(results, queued, revision)
-    ok = print_checks(results, queued)
+    print_report(results, args, revision)
+    ok = print_checks(results)
     print()
     print("total run time %.0f s; logs in %s" % (time.monotonic() - started, LOG_DIR))
     return 0 if ok else 1
@@ -610,6 +787,18 @@ def _send(record):
         wizard.create({}).action_send_and_print()
 
 
+def _expected_copies(messages):
+    """Hidden copies the sink must see: ``{Message-Id: bcc}``, types, no copy."""
+    if "sengerio_bcc_email" not in messages._fields:
+        return {}, [], 0
+    expected = {
+        m.message_id: m.sengerio_bcc_email for m in messages if m.sengerio_bcc_email
+    }
+    documents = messages.filtered("sengerio_document_type")
+    types = sorted(Counter(documents.mapped("sengerio_document_type")).items())
+    return expected, types, len(documents.filtered("sengerio_bcc_note"))
+
+
 def odoo_queue(env, pdf_dir, part=0, parts=1):
     """Queue one email per document, sent by its agent; report what to expect.
 
@@ -632,14 +821,7 @@ def odoo_queue(env, pdf_dir, part=0, parts=1):
     env.cr.commit()
     seconds = time.perf_counter() - start
     new = Message.search([("id", ">", last_id)])
-    expected, types, no_bcc = {}, [], 0
-    if "sengerio_bcc_email" in Message._fields:
-        expected = {
-            m.message_id: m.sengerio_bcc_email for m in new if m.sengerio_bcc_email
-        }
-        documents = new.filtered("sengerio_document_type")
-        types = sorted(Counter(documents.mapped("sengerio_document_type")).items())
-        no_bcc = len(documents.filtered("sengerio_bcc_note"))
+    expected, types, no_bcc = _expected_copies(new)
     _result(
         {
             "queued": env["mail.mail"].search_count([("state", "=", "outgoing")]),
@@ -651,40 +833,117 @@ def odoo_queue(env, pdf_dir, part=0, parts=1):
     )
 
 
-def odoo_drain(env):
-    """Send the whole queue, timed; report time, peak RSS and leftovers."""
+def odoo_worker(env, address, authkey, pdf_dir):
+    """Post documents and send the queue in chunks, as the driver asks.
+
+    Each chunk is timed with its commit (and what runs after it), with the
+    SQL queries of every cursor of the process; with ``profile``, under
+    cProfile, whose summary comes back with the result.
+    """
+    import cProfile
+    import pstats
     import resource
+    from multiprocessing.connection import Client
 
     from odoo import sql_db
 
-    def maxrss():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    _reuse_rendered_pdfs(pdf_dir)
+    conn = Client(tuple(address), authkey=bytes.fromhex(authkey))
+    Message, Mail = env["mail.message"], env["mail.mail"]
+    last_id = Message.search([], order="id desc", limit=1).id
+    documents = [(record._name, record.id) for record in _documents(env)]
+    env.cr.commit()
+    while True:
+        command = conn.recv()
+        todo = command["do"]
+        if todo == "quit":
+            conn.send(None)
+            return
+        if todo == "report":
+            conn.send(_worker_report(env, last_id))
+            continue
+        if todo == "post":
+            items = documents[: command["size"]]
+            del documents[: command["size"]]
 
-    Mail = env["mail.mail"]
-    outgoing = [("state", "=", "outgoing")]
-    queued = Mail.search_count(outgoing)
-    maxrss_start = maxrss()
-    queries_start = sql_db.sql_counter  # SQL queries of all the process's cursors
-    start = time.perf_counter()
-    left = queued
-    while left:
-        Mail.process_email_queue()
-        before, left = left, Mail.search_count(outgoing)
-        if left >= before:
-            break  # no progress: do not loop forever on failing emails
-    seconds = time.perf_counter() - start
-    queries = sql_db.sql_counter - queries_start
-    _result(
-        {
-            "queued": queued,
-            "seconds": seconds,
-            "queries": queries,
-            "left": left,
-            "failed": Mail.search_count([("state", "=", "exception")]),
-            "maxrss_start": maxrss_start,
-            "maxrss_end": maxrss(),
+            def work(items=items):
+                for model, record_id in items:
+                    record = env[model].browse(record_id)
+                    agent = (
+                        record.invoice_user_id if model == "account.move" else None
+                    ) or record.user_id
+                    _send(record.with_user(agent).with_context(
+                        mail_notify_force_send=False
+                    ))  # fmt: skip
+                env.cr.commit()
+
+        else:
+            items = Mail.search(
+                [("state", "=", "outgoing")], order="id", limit=command["size"]
+            ).ids
+
+            def work(items=items):
+                # as the mail cron does: one commit per email
+                Mail.process_email_queue(ids=items)
+
+        profiler = cProfile.Profile() if command.get("profile") else None
+        queries = sql_db.sql_counter
+        start = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        work()
+        if profiler:
+            profiler.disable()
+        result = {
+            "items": len(items),
+            "seconds": time.perf_counter() - start,
+            "queries": sql_db.sql_counter - queries,
+            "profile": _profile_rows(pstats.Stats(profiler)) if profiler else None,
         }
+        env.invalidate_all()
+        result["maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        conn.send(result)
+
+
+def _profile_rows(stats, min_seconds=0.0005):
+    """``[(function, calls, own seconds, cumulative seconds)]`` of a profile."""
+    rows = []
+    for (path, line, func), (
+        _cc,
+        calls,
+        tottime,
+        cumtime,
+        _callers,
+    ) in stats.stats.items():
+        if cumtime < min_seconds:
+            continue
+        for marker in ("/addons/", "/odoo/", "/lib/python"):
+            if marker in path:
+                path = path.rsplit(marker, 1)[1]
+                break
+        rows.append(("%s:%s(%s)" % (path, line, func), calls, tottime, cumtime))
+    return rows
+
+
+def _worker_report(env, last_id):
+    """What the sink must have received, and how the queue ended."""
+    import resource
+
+    Message, Mail = env["mail.message"], env["mail.mail"]
+    new = Message.search([("id", ">", last_id)])
+    expected, types, no_bcc = _expected_copies(new)
+    sent = env["mail.notification"].search_count(
+        [("mail_message_id", ">", last_id), ("notification_type", "=", "email")]
     )
+    return {
+        "queued": sent,
+        "expected_bcc": expected,
+        "types": types,
+        "no_bcc": no_bcc,
+        "left": Mail.search_count([("state", "=", "outgoing")]),
+        "failed": Mail.search_count([("state", "=", "exception")]),
+        "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
 
 
 if __name__ == "__main__":

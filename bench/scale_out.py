@@ -787,7 +787,12 @@ def odoo_prepare(env, batch_size):
     env.cr.commit()
     mails = env["mail.mail"].search([("state", "=", "outgoing")], order="id")
     driver.result(
-        {"mails": [[m.message_id, m.sengerio_bcc_recipient or ""] for m in mails]}
+        {
+            "mails": [
+                [m.message_id, m.sengerio_bcc_holder and m.sengerio_bcc_email or ""]
+                for m in mails
+            ]
+        }
     )
 
 

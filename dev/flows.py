@@ -86,7 +86,14 @@ def register_entry(admin, model, record_id, state="sent", timeout=30):
             "sengerio.generated.document",
             "search_read",
             [("res_model", "=", model), ("res_id", "=", record_id)],
-            fields=["document_type", "state", "bcc_email", "attachment_ids"],
+            fields=[
+                "document_type",
+                "state",
+                "bcc_email",
+                "attachment_ids",
+                "failure_reason",
+                "mail_message_id",
+            ],
         )
         if (entries and entries[0]["state"] == state) or time.monotonic() > deadline:
             assert len(entries) == 1

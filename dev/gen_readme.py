@@ -1,4 +1,4 @@
-"""Write the addon's README.rst from its ``readme/`` fragments, as OCA does.
+"""Write each addon's README.rst from its ``readme/`` fragments, as OCA does.
 
 The layout is OCA's (``oca-gen-addon-readme``): title, a generated-file
 warning with the digest of its sources, badges, the description, a table of
@@ -21,7 +21,8 @@ from pathlib import Path
 from docutils.core import publish_string
 
 ROOT = Path(__file__).resolve().parent.parent
-ADDON = ROOT / "sengerio_mailing"
+# the addon and its bridges to OCA's mail addons
+ADDONS = sorted(path.parent for path in ROOT.glob("sengerio_mailing*/__manifest__.py"))
 #: fragment name -> section title (None: no title, it opens the README)
 FRAGMENTS = {
     "DESCRIPTION": None,
@@ -134,15 +135,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="fail if stale")
     args = parser.parse_args()
-    text = generate(ADDON)
-    check_renders(text)
-    target = ADDON / "README.rst"
-    if args.check:
-        if not target.exists() or target.read_text() != text:
-            sys.exit("%s is stale: run python dev/gen_readme.py" % target)
-        return
-    target.write_text(text)
-    print("wrote %s" % target)
+    for addon in ADDONS:
+        text = generate(addon)
+        check_renders(text)
+        target = addon / "README.rst"
+        if args.check:
+            if not target.exists() or target.read_text() != text:
+                sys.exit("%s is stale: run python dev/gen_readme.py" % target)
+            continue
+        target.write_text(text)
+        print("wrote %s" % target)
 
 
 if __name__ == "__main__":

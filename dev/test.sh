@@ -5,7 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 setup_all
 cd "$ROOT"
 
-RESULTS="$VAR/test-results"
+RESULTS="$VAR/test-results${SENGERIO_OCA:+-oca}"
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 TEST_DB="${TEST_DB:-sengerio_test_$$}"
 passed=0
@@ -29,6 +29,20 @@ count() { # count NAME PASSED FAILED
     log "$1: $2 passed, $3 failed"
 }
 
+# SENGERIO_OCA=1: the Odoo and end-to-end tests beside the OCA mail addons of
+# dev/oca-addons.txt, with the bridges (step 4 runs this script so).
+modules="${TEST_MODULES:-sengerio_mailing,mass_mailing}"
+tags="${ODOO_TEST_TAGS:-/sengerio_mailing}"
+e2e_tests="${E2E_TESTS:-tests}"
+if [ -n "${SENGERIO_OCA:-}" ]; then
+    source "$ROOT/dev/oca.sh"
+    setup_oca_addons
+    export ADDONS_PATH="$ADDONS_PATH,$OCA_ADDONS_DIR"
+    modules="$modules,$OCA_MODULES"
+    tags="${ODOO_TEST_TAGS:-$OCA_TEST_TAGS}"
+    e2e_tests="${E2E_TESTS:-$OCA_E2E_TESTS}"
+fi
+
 # 1. Lint ------------------------------------------------------------------
 lint() { # lint NAME CMD...
     local name=$1
@@ -40,18 +54,20 @@ lint() { # lint NAME CMD...
         count "$name" 0 1
     fi
 }
-lint "ruff-check" "$VENV/bin/ruff" check .
-lint "ruff-format" "$VENV/bin/ruff" format --check .
-lint "pylint-odoo" "$VENV/bin/pylint" --rcfile=.pylintrc-mandatory sengerio_mailing
-lint "readme" "$PY" dev/gen_readme.py --check
+if [ -z "${SENGERIO_OCA:-}" ]; then # the same code: linted once
+    lint "ruff-check" "$VENV/bin/ruff" check .
+    lint "ruff-format" "$VENV/bin/ruff" format --check .
+    lint "pylint-odoo" "$VENV/bin/pylint" --rcfile=.pylintrc-mandatory sengerio_mailing sengerio_mailing_*/
+    lint "readme" "$PY" dev/gen_readme.py --check
+fi
 
 # 2. Odoo tests ------------------------------------------------------------
 dropdb --if-exists "$TEST_DB" 2>/dev/null || true
 log "installing sengerio_mailing on $TEST_DB and running its Odoo tests"
 odoo_log="$RESULTS/odoo-tests.log"
 set +e
-odoo_bin -d "$TEST_DB" -i "${TEST_MODULES:-sengerio_mailing,mass_mailing}" --test-enable \
-    --test-tags "${ODOO_TEST_TAGS:-/sengerio_mailing}" --stop-after-init \
+odoo_bin -d "$TEST_DB" -i "$modules" --test-enable \
+    --test-tags "$tags" --stop-after-init \
     --http-interface=127.0.0.1 --http-port="${ODOO_TEST_HTTP_PORT:-8169}" \
     --max-cron-threads=0 --log-level=test >"$odoo_log" 2>&1
 odoo_rc=$?
@@ -77,7 +93,8 @@ count "odoo-tests" "$odoo_passed" "$odoo_failed"
 # 3. End-to-end tests ------------------------------------------------------
 log "running the end-to-end tests"
 set +e
-SENGERIO_E2E_DB="$TEST_DB" "$PY" -m pytest tests -p no:cacheprovider \
+# shellcheck disable=SC2086 # a list of paths
+SENGERIO_E2E_DB="$TEST_DB" "$PY" -m pytest $e2e_tests -p no:cacheprovider \
     --junitxml="$RESULTS/e2e.xml" -q ${PYTEST_ARGS:-} >&2
 set -e
 read -r e2e_passed e2e_failed < <("$PY" - "$RESULTS/e2e.xml" <<'PYEOF'
@@ -96,6 +113,19 @@ print(total - bad - skipped, bad if total else max(bad, 1))
 PYEOF
 )
 count "e2e" "$e2e_passed" "$e2e_failed"
+
+# 4. Beside the OCA mail addons --------------------------------------------
+if [ -z "${SENGERIO_OCA:-}" ] && [ -z "${SKIP_OCA:-}" ]; then
+    log "again beside the OCA mail addons (dev/oca-addons.txt), on ${TEST_DB}_oca"
+    set +e
+    oca_line=$(SENGERIO_OCA=1 TEST_DB="${TEST_DB}_oca" bash "$ROOT/dev/test.sh" | tail -1)
+    set -e
+    if [[ "$oca_line" =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        count "oca" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    else
+        count "oca" 0 1
+    fi
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -17,8 +17,14 @@ sys.path.insert(0, str(ROOT / "dev"))
 import driver  # noqa: E402
 
 ODOO_SRC = driver.ODOO_SRC
-# the checkout's addon, not a snapshot: the tests run what is in the work tree
-ADDONS_PATH = [*driver.ODOO_ADDONS, str(ROOT)]
+# the checkout's addon, not a snapshot: the tests run what is in the work
+# tree; ``make test`` gives its own path (with the OCA mail addons, in its
+# second run)
+ADDONS_PATH = (
+    os.environ["ADDONS_PATH"].split(",")
+    if os.environ.get("ADDONS_PATH")
+    else [*driver.ODOO_ADDONS, str(ROOT)]
+)
 free_port = driver.free_port
 
 

@@ -8,8 +8,15 @@ AUTHOR_HEADERS = {"from", "sender", "reply-to"}
 TRACKING_MARKS = (
     re.compile(rb"/mail/track/"),  # open-tracking pixel
     re.compile(rb"https?://[^\s\"'<>]+/r/[A-Za-z0-9]+"),  # shortened links
+    re.compile(rb"/mail/tracking/open/|data-odoo-tracking-email"),  # mail_tracking
 )
-TRACKING_HEADERS = {"list-unsubscribe", "list-unsubscribe-post", "precedence"}
+TRACKING_HEADERS = {
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "precedence",
+    "x-odoo-mailtracking-id",  # mail_tracking
+    "x-odoo-tracking-id",
+}
 
 
 def raw_headers(raw):

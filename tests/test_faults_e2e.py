@@ -37,7 +37,8 @@ def queued_emails(db, env=None):
     return databases.query(
         db,
         """
-        SELECT msg.message_id, p.email_normalized, mail.sengerio_bcc_recipient
+        SELECT msg.message_id, p.email_normalized,
+               CASE WHEN mail.sengerio_bcc_holder THEN msg.sengerio_bcc_email END
           FROM mail_mail mail
           JOIN mail_message msg ON msg.id = mail.mail_message_id
           JOIN mail_mail_res_partner_rel rel ON rel.mail_mail_id = mail.id

@@ -488,11 +488,6 @@ def test_deferred_customer_gets_a_delay_note_then_bounces(
     assert returned_report(notice)["Message-Id"] == parse(final)["Message-Id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="when Postfix refuses the customer at RCPT TO but accepts the hidden "
-    "copy in the same envelope, the addon records the entry Sent",
-)
 def test_customer_refused_at_rcpt_is_failed(
     chain, chain_odoo, chain_admin, seller, chain_product, unique
 ):

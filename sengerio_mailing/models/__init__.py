@@ -9,6 +9,7 @@ from . import res_config_settings
 from . import mail_message
 from . import mail_mail
 from . import mail_notification
+from . import mail_scheduled_message
 from . import mail_thread
 from . import ir_mail_server
 from . import sale_order

@@ -23,3 +23,6 @@ class AccountMove(models.Model):
 
     def _sengerio_responsible_user(self):
         return self.invoice_user_id
+
+    def _sengerio_customer(self):
+        return self.partner_id

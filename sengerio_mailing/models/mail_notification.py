@@ -1,26 +1,53 @@
-from odoo import models
+from odoo import fields, models
 
-SYNCED_FIELDS = {"notification_status", "failure_type", "failure_reason"}
+# what the register's recipient lines follow
+SYNCED_FIELDS = {
+    "notification_status",
+    "failure_type",
+    "failure_reason",
+    "mail_mail_id",
+}
 
 
 class MailNotification(models.Model):
     _inherit = "mail.notification"
 
+    sengerio_bcc_sent = fields.Boolean(
+        "Hidden Copy Sent",
+        readonly=True,
+        help="The email to this recipient carried the message's hidden copy, "
+        "and an SMTP server took it: a resend sends no second one.",
+    )
+
     def write(self, vals):
-        res = super().write(vals)
-        # while sending, mail.mail._postprocess_sent_message syncs the outcome;
-        # in the mail gateway, the register records the bounce itself
-        context = self.env.context
-        if context.get("sengerio_in_send") or context.get("sengerio_in_bounce"):
-            return res
-        if SYNCED_FIELDS & set(vals) or "mail_mail_id" in vals:
-            lines = (
-                self.env["sengerio.generated.document.recipient"]
-                .sudo()
-                .search([("notification_id", "in", self.ids)])
+        """The register's recipient lines follow their notification.
+
+        A bounce is left to the delivery report, which says more than Odoo's
+        "bounced" (see the bounce notice cron).
+        """
+        if "notification_status" in vals and "sengerio_bcc_sent" not in vals:
+            carriers = self.filtered(
+                lambda n: (
+                    n.mail_mail_id.sengerio_bcc_sent
+                    and n.res_partner_id == n.mail_mail_id.sengerio_bcc_partner_id
+                    and not n.sengerio_bcc_sent
+                )
             )
-            if "mail_mail_id" in vals:
-                # a resend: the notification moved to a new email
-                lines.write({"mail_mail_id": vals["mail_mail_id"] or False})
-            lines._sync_from_notifications()
+            if carriers:
+                # the email to this customer carried the copy, which an SMTP
+                # server took: a resend of this notification sends no second
+                super(MailNotification, carriers).write({"sengerio_bcc_sent": True})
+        res = super().write(vals)
+        if SYNCED_FIELDS & set(vals) and vals.get("notification_status") != "bounce":
+            self.env["sengerio.generated.document.recipient"]._sync_later(
+                notification_ids={
+                    notif.id: (
+                        notif.notification_status,
+                        notif.failure_type,
+                        notif.failure_reason,
+                        notif.mail_mail_id.id,
+                    )
+                    for notif in self
+                }
+            )
         return res

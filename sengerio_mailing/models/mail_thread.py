@@ -23,20 +23,29 @@ class MailThread(models.AbstractModel):
             and len(self) == 1
             and not message.sengerio_document_type
             # the send itself, not a tracking message posted in the same call
-            and message.subtype_id == self.env.ref("mail.mt_comment")
+            and message.subtype_id.id == self._sengerio_xmlid_id("mail.mt_comment")
         ):
             template = self.env["mail.template"].browse(
                 self.env.context.get("sengerio_template_id") or []
             )
             values = self._sengerio_send_values(
-                template,
-                message.author_id,
-                message.partner_ids.mapped("email_normalized"),
+                template, message.author_id, message.partner_ids
             )
             message.sudo().write(values)
+        if not message.sengerio_document_type:
+            return super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
+        # the entry exists before any email is sent; its lines once Odoo
+        # made the notifications (a message just posted has no entry yet)
+        Register = self.env["sengerio.generated.document"]
+        document = self if len(self) == 1 and self._name == message.model else None
+        entry = Register._register_message(
+            message, new=bool(msg_vals), record=document, with_recipients=False
+        )
         res = super()._notify_thread(message, msg_vals=msg_vals, **kwargs)
-        if message.sengerio_document_type:
-            self.env["sengerio.generated.document"]._register_message(message)
+        message.invalidate_recordset(["notification_ids"])
+        entry._add_recipients(
+            message.sudo().notification_ids, self.env["mail.mail"], new=bool(msg_vals)
+        )
         return res
 
     def _notify_thread_by_email(
@@ -64,6 +73,9 @@ class MailThread(models.AbstractModel):
                 message.sudo().write(
                     {"sengerio_bcc_email": False, "sengerio_bcc_note": note}
                 )
+                self.env["sengerio.generated.document"].sudo().search(
+                    [("mail_message_id", "=", message.id)]
+                ).write({"bcc_email": False, "bcc_note": note})
         return super()._notify_thread_by_email(
             message, recipients_data, msg_vals=msg_vals, **kwargs
         )
@@ -373,11 +385,9 @@ class MailThread(models.AbstractModel):
 
     def _routing_handle_bounce(self, email_message, message_dict):
         """After Odoo's own bounce handling, queue a document's bounce."""
-        # the register lines are written once, by the notice cron, not also
-        # when Odoo marks the notification bounced
-        res = super(
-            MailThread, self.with_context(sengerio_in_bounce=True)
-        )._routing_handle_bounce(email_message, message_dict)
+        # the register's lines take a bounce from its delivery report (the
+        # notice cron), not from Odoo's notification (see mail.notification)
+        res = super()._routing_handle_bounce(email_message, message_dict)
         found = message_dict.get("sengerio_bounce")
         if not found:
             return res
@@ -437,14 +447,32 @@ class MailThread(models.AbstractModel):
         """Return the user responsible for this document (salesperson...)."""
         return self.env["res.users"]
 
+    def _sengerio_template_xmlid(self, template, xmlids):
+        """The XML id of ``template`` if it is one of ``xmlids``, else None."""
+        for xmlid in sorted(xmlids):
+            if template and template.id == self._sengerio_xmlid_id(xmlid):
+                return xmlid
+        return None
+
+    @api.model
+    def _sengerio_xmlid_id(self, xmlid):
+        """The id an XML id names, from Odoo's cache: no query per send
+        (``env.ref`` checks that the record exists)."""
+        return self.env["ir.model.data"]._xmlid_to_res_id(xmlid)
+
     # Business methods ------------------------------------------------------
 
-    def _sengerio_send_values(self, template, author, visible_emails):
+    def _sengerio_customer(self):
+        """Return the partner this document is addressed to (its customer)."""
+        return self.env["res.partner"]
+
+    def _sengerio_send_values(self, template, author, partners, other_emails=()):
         """Decide document type and hidden copy for one send of this record.
 
         :param template: ``mail.template`` used for the send, may be empty
         :param author: ``res.partner`` shown in From
-        :param visible_emails: addresses that receive the email openly
+        :param partners: ``res.partner`` recipients of the email
+        :param other_emails: other addresses that receive the email openly
         :return: values for the ``sengerio_*`` fields of ``mail.message``
         """
         self.ensure_one()
@@ -452,24 +480,30 @@ class MailThread(models.AbstractModel):
         values = {
             "sengerio_document_type": document_type,
             "sengerio_bcc_email": False,
+            "sengerio_bcc_partner_id": False,
             "sengerio_bcc_note": False,
+            "sengerio_sender_email": False,
         }
         if document_type not in policy.BCC_DOCUMENT_TYPES:
             return values
+        responsible = self._sengerio_responsible_user().partner_id
+        company_partners = self.env["res.company"].sudo().search([]).partner_id
+        sender, email, reason = policy.choose_bcc_recipient(
+            self._sengerio_sender(author, company_partners),
+            self._sengerio_sender(responsible, company_partners),
+            [*partners.mapped("email_normalized"), *other_emails],
+        )
+        if sender:
+            values["sengerio_sender_email"] = policy.valid_email(sender.email)
         company = self._sengerio_company()
         if not company._sengerio_bcc_enabled(document_type):
             values["sengerio_bcc_note"] = self.env._(
                 "Hidden copy to the sender is switched off for this document type."
             )
             return values
-        responsible = self._sengerio_responsible_user().partner_id
-        sender, email, reason = policy.choose_bcc_recipient(
-            self._sengerio_sender(author),
-            self._sengerio_sender(responsible),
-            visible_emails,
-        )
         if email:
             values["sengerio_bcc_email"] = email
+            values["sengerio_bcc_partner_id"] = self._sengerio_bcc_partner(partners).id
             return values
         if reason == policy.NO_BCC_VISIBLE:
             note = self.env._(
@@ -491,18 +525,31 @@ class MailThread(models.AbstractModel):
         values["sengerio_bcc_note"] = note
         return values
 
+    def _sengerio_bcc_partner(self, partners):
+        """The recipient whose own email carries the hidden copy.
+
+        The document's customer when it is a recipient, else the first
+        recipient who is not an internal user: the sender's copy is what the
+        customer got, never an internal user's or follower's version.
+        """
+        customer = self._sengerio_customer()
+        if customer and customer in partners:
+            return customer
+        return partners.filtered("partner_share")[:1] or partners[:1]
+
     def _sengerio_company(self):
         if "company_id" in self._fields and self.company_id:
             return self.company_id
         return self.env.company
 
-    def _sengerio_sender(self, partner):
+    def _sengerio_sender(self, partner, company_partners=None):
         """Describe ``partner`` as a possible sender for the pure policy."""
         if not partner:
             return None
-        company_partners = self.env["res.company"].sudo().search([]).partner_id
+        if company_partners is None:
+            company_partners = self.env["res.company"].sudo().search([]).partner_id
         is_person = (
-            partner != self.env.ref("base.partner_root")
+            partner.id != self._sengerio_xmlid_id("base.partner_root")
             and partner not in company_partners
             and not partner.is_company
         )

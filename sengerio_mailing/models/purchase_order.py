@@ -8,8 +8,9 @@ class PurchaseOrder(models.Model):
     _inherit = ["purchase.order", "sengerio.generated.document.mixin"]
 
     def _sengerio_document_type(self, template):
-        xmlid = template.get_external_id().get(template.id) if template else None
-        return policy.purchase_order_document_type(xmlid)
+        return policy.purchase_order_document_type(
+            self._sengerio_template_xmlid(template, policy.PURCHASE_DOCUMENT_TEMPLATES)
+        )
 
     def _sengerio_past_document_type(self):
         """A past email with the order's PDF sent the RFQ or the order (or,
@@ -18,3 +19,6 @@ class PurchaseOrder(models.Model):
 
     def _sengerio_responsible_user(self):
         return self.user_id
+
+    def _sengerio_customer(self):
+        return self.partner_id

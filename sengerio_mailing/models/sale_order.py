@@ -12,11 +12,14 @@ class SaleOrder(models.Model):
         return policy.sale_order_document_type(
             self.state,
             proforma=bool(ctx.get("proforma")),
-            template_xmlid=template.get_external_id().get(template.id)
-            if template
-            else None,
+            template_xmlid=self._sengerio_template_xmlid(
+                template, policy.SALE_OTHER_TEMPLATES
+            ),
             cancel=bool(ctx.get("mark_so_as_canceled")),
         )
 
     def _sengerio_responsible_user(self):
         return self.user_id
+
+    def _sengerio_customer(self):
+        return self.partner_id

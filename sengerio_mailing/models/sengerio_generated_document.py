@@ -77,6 +77,12 @@ class SengerioGeneratedDocument(models.Model):
         index="btree_not_null",
         help="The user who sent the document, or who is responsible for it.",
     )
+    sender_email = fields.Char(
+        "Chosen Sender",
+        readonly=True,
+        help="The sender chosen when the document was sent: the hidden copy "
+        "and the news of a bounce go there.",
+    )
     bcc_email = fields.Char("Hidden Copy To", readonly=True)
     bcc_note = fields.Char("Hidden Copy Note", readonly=True)
     has_bcc = fields.Boolean("Hidden Copy", compute="_compute_has_bcc", store=True)
@@ -566,33 +572,44 @@ class SengerioGeneratedDocument(models.Model):
     # Business methods ------------------------------------------------------
 
     @api.model
-    def _register_message(self, message, mails=None):
+    def _register_message(
+        self, message, mails=None, new=False, record=None, with_recipients=True
+    ):
         """Create the entry of a document message, or add its new recipients.
 
         :param message: the posted ``mail.message`` (document type set)
         :param mails: ``mail.mail`` sent without notifications (mass mode)
+        :param new: the message was just posted: it has no entry yet
+        :param record: the document, when the caller has it
+        :param with_recipients: add lines for the message's notifications
         """
         message = message.sudo()
-        entry = self.sudo().search([("mail_message_id", "=", message.id)], limit=1)
+        entry = self.sudo()
+        if not new:
+            entry = entry.search([("mail_message_id", "=", message.id)], limit=1)
         if not entry:
-            entry = self.sudo().create(self._prepare_entry_values(message))
-        entry._add_recipients(message.notification_ids, mails or self.env["mail.mail"])
+            entry = self.sudo().create(self._prepare_entry_values(message, record))
+            new = True
+        if (with_recipients and message.notification_ids) or mails:
+            entry._add_recipients(
+                message.notification_ids, mails or self.env["mail.mail"], new=new
+            )
         return entry
 
     @api.model
-    def _prepare_entry_values(self, message):
-        record = self.env[message.model].browse(message.res_id)
+    def _prepare_entry_values(self, message, record=None):
+        """Values of the entry of ``message``, sent from ``record`` if given."""
+        if record is None:
+            record = self.env[message.model].browse(message.res_id).exists()
         company = (
             record._sengerio_company()
-            if hasattr(record, "_sengerio_company") and record.exists()
+            if hasattr(record, "_sengerio_company") and record
             else message.record_company_id or self.env.company
         )
         sender_user = message.author_id.user_ids[:1]
         if not sender_user or sender_user.share or sender_user._is_superuser():
             responsible = getattr(record, "_sengerio_responsible_user", None)
-            sender_user = (
-                responsible() if responsible and record.exists() else sender_user
-            )
+            sender_user = responsible() if responsible and record else sender_user
         return {
             "document_type": message.sengerio_document_type,
             "res_model": message.model,
@@ -605,6 +622,7 @@ class SengerioGeneratedDocument(models.Model):
             "author_id": message.author_id.id,
             "author_email": message.email_from,
             "user_id": sender_user.id,
+            "sender_email": message.sengerio_sender_email,
             "bcc_email": message.sengerio_bcc_email,
             "bcc_note": message.sengerio_bcc_note,
             "attachment_ids": [(6, 0, message.attachment_ids.ids)],
@@ -612,10 +630,16 @@ class SengerioGeneratedDocument(models.Model):
             "company_id": company.id,
         }
 
-    def _add_recipients(self, notifications, mails):
+    def _add_recipients(self, notifications, mails, new=False):
+        """Add lines for these notifications and mass-mode emails.
+
+        :param new: the entry was just created: it has no lines yet
+        """
         self.ensure_one()
-        known_notifs = set(self.recipient_ids.notification_id.ids)
-        known_mails = set(self.recipient_ids.mapped("mail_mail_id"))
+        known_notifs, known_mails = set(), set()
+        if not new:
+            known_notifs = set(self.recipient_ids.notification_id.ids)
+            known_mails = set(self.recipient_ids.mapped("mail_mail_id"))
         Recipient = self.env["sengerio.generated.document.recipient"].sudo()
         values = [
             Recipient._values_from_notification(notif)
@@ -628,6 +652,16 @@ class SengerioGeneratedDocument(models.Model):
         for vals in values:
             vals["document_id"] = self.id
         return Recipient.create(values)
+
+    @api.model
+    def _note_bcc(self, notes):
+        """Note what happened to hidden copies on their entries.
+
+        :param notes: ``{mail.message id: note}``
+        """
+        entries = self.sudo().search([("mail_message_id", "in", list(notes))])
+        for entry in entries:
+            entry.bcc_note = notes[entry.mail_message_id.id]
 
     @api.model
     def _backfill(self, batch_size=500):
@@ -705,10 +739,13 @@ class SengerioGeneratedDocument(models.Model):
         return model.browse(self.res_id).exists() if model is not None else None
 
     def _sender_email(self):
-        """Whoever got the hidden copy, else the sender chosen by the rules."""
+        """Whoever got the hidden copy, else the sender chosen at send time.
+
+        Entries from before the sender was stored choose it by the rules.
+        """
         self.ensure_one()
-        if self.bcc_email:
-            return self.bcc_email
+        if self.bcc_email or self.sender_email:
+            return self.bcc_email or self.sender_email
         record = self._document_record()
         responsible = (
             record._sengerio_responsible_user().partner_id

@@ -1,10 +1,31 @@
-from odoo import api, fields, models
+import functools
+import logging
+import random
+import threading
+import time
+
+import psycopg2
+
+from odoo import SUPERUSER_ID, api, fields, models
+from odoo.osv import expression
+from odoo.service.model import PG_CONCURRENCY_ERRORS_TO_RETRY
+from odoo.tools import SQL
 
 from .. import bounce, policy
 from .sengerio_generated_document import STATE_SELECTION
 
+_logger = logging.getLogger(__name__)
+
 # what _status_values() writes
 STATUS_FIELDS = ["state", "failure_type", "failure_reason"]
+# the lines to sync once the transaction is committed
+SYNC_KEY = "sengerio_mailing.register_sync"
+SYNC_ATTEMPTS = 5
+
+
+def _sync_at_once():
+    """Tests never commit: there, the register follows Odoo at once."""
+    return getattr(threading.current_thread(), "testing", False)
 
 
 class SengerioGeneratedDocumentRecipient(models.Model):
@@ -118,39 +139,238 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         detail = (failure_reason or "").strip()
         return "%s (%s)" % (words, detail) if detail and detail != words else words
 
-    def _sync_from_notifications(self):
-        for line in self:
-            notif = line.notification_id
-            line._write_changed(
-                self._status_values(
-                    policy.NOTIFICATION_STATES.get(notif.notification_status),
-                    notif.failure_type,
-                    notif.failure_reason,
-                )
-            )
+    # The register follows Odoo ---------------------------------------------
 
     @api.model
-    def _sync_from_mails(self, statuses):
-        """Update the lines of emails that were just sent or failed.
+    def _sync_later(self, notification_ids=(), mail_statuses=None, bcc_notes=None):
+        """Have the lines follow these notifications and emails.
 
-        :param statuses: ``{mail id: (state, failure type, failure reason)}``;
-            lines with a notification follow it, the others (mass mode)
-            follow their email.
+        Odoo's notification is the one source of a line's status, or the
+        email itself in mass mode (no notification); then the delivery
+        report (see the bounce notice cron). The lines follow when the
+        transaction commits, and whatever the register writes then can never
+        roll back an email the SMTP server already accepted:
+
+        - an entry whose every line follows here (one email, nothing shared)
+          is written just before the commit, in a savepoint: if another
+          transaction holds it, it waits for after the commit instead;
+        - an entry shared by sibling emails, which two processes may send at
+          once, is written after the commit, in a transaction of its own.
+
+        :param notification_ids: ids of ``mail.notification`` that changed,
+            or ``{id: (status, failure type, reason, mail id)}`` as written
+        :param mail_statuses: ``{mail id: (state, failure type, reason)}`` of
+            mass-mode emails, which Odoo may delete once sent
+        :param bcc_notes: ``{mail.message id: note}`` about hidden copies
         """
-        lines = self.search_fetch(
-            [("mail_mail_id", "in", list(statuses))],
+        if not (notification_ids or mail_statuses or bcc_notes):
+            return
+        if _sync_at_once():
+            self.sudo()._sync(notification_ids, mail_statuses or {}, bcc_notes or {})
+            return
+        self._pending(self.env.cr.precommit, self._sync_before_commit, (
+            notification_ids, mail_statuses, bcc_notes
+        ))  # fmt: skip
+
+    def _pending(self, hooks, callback, changes):
+        """Add ``changes`` to what ``callback`` syncs when ``hooks`` run."""
+        pending = hooks.data.get(SYNC_KEY)
+        if pending is None:
+            pending = hooks.data[SYNC_KEY] = ({}, {}, {})
+            hooks.add(functools.partial(callback, pending))
+        notification_ids, mail_statuses, bcc_notes = changes
+        if isinstance(notification_ids, dict):
+            pending[0].update(notification_ids)
+        else:
+            pending[0].update(dict.fromkeys(notification_ids or ()))
+        pending[1].update(mail_statuses or {})
+        pending[2].update(bcc_notes or {})
+
+    def _sync_before_commit(self, pending):
+        """Sync the entries nothing else shares; leave the others for later."""
+        written, mail_statuses, bcc_notes = pending
+        notification_ids = list(written)
+        later = self.sudo().browse()
+        try:
+            with self.env.cr.savepoint(flush=False):
+                # every line of the entries concerned, in one query
+                lines_domain = self._lines_domain(notification_ids, mail_statuses)
+                siblings = self.sudo().search_fetch(
+                    [("document_id", "any", [("recipient_ids", "any", lines_domain)])],
+                    ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS],
+                )
+                lines = siblings.filtered(
+                    lambda line: (
+                        line.notification_id.id in written
+                        or (
+                            not line.notification_id
+                            and line.mail_mail_id in mail_statuses
+                        )
+                    )
+                )
+                # entries with lines of other emails: not ours to write now
+                shared = {line.document_id.id for line in siblings - lines}
+                later = lines.filtered(lambda line: line.document_id.id in shared)
+                # the entries' lines are all known: spare reading them again
+                entries = siblings.document_id
+                by_entry = {entry.id: [] for entry in entries}
+                for line in siblings:
+                    by_entry[line.document_id.id].append(line.id)
+                self.env.cache.insert_missing(
+                    entries,
+                    entries._fields["recipient_ids"],
+                    [tuple(by_entry[entry.id]) for entry in entries],
+                )
+                (lines - later)._follow(mail_statuses, written)
+                self.env.flush_all()
+        except Exception as error:
+            self.env.clear()
+            later = None
+            retry = (
+                isinstance(error, psycopg2.OperationalError)
+                and error.pgcode in PG_CONCURRENCY_ERRORS_TO_RETRY
+            )
+            (_logger.info if retry else _logger.exception)(
+                "Generated Documents: register synced after the commit (%s)", error
+            )
+        if later is None:
+            changes = (notification_ids, mail_statuses, bcc_notes)
+        else:
+            changes = (
+                later.notification_id.ids,
+                {
+                    mail_id: mail_statuses[mail_id]
+                    for mail_id in later.filtered(
+                        lambda line: not line.notification_id
+                    ).mapped("mail_mail_id")
+                },
+                bcc_notes,
+            )
+        if any(changes):
+            self._pending(self.env.cr.postcommit, self._sync_after_commit, changes)
+
+    def _sync_after_commit(self, pending):
+        """Sync in a new transaction; retry when a sibling's sync races it."""
+        notification_ids, mail_statuses, bcc_notes = list(pending[0]), *pending[1:]
+        for attempt in range(1, SYNC_ATTEMPTS + 1):
+            try:
+                with self.pool.cursor() as cr:
+                    # each statement sees what siblings committed before it,
+                    # once the entry is locked (see _sync)
+                    cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    env[self._name]._sync(
+                        notification_ids, mail_statuses, bcc_notes, lock=True
+                    )
+                return
+            except Exception as error:
+                retry = (
+                    isinstance(error, psycopg2.OperationalError)
+                    and error.pgcode in PG_CONCURRENCY_ERRORS_TO_RETRY
+                )
+                if not retry or attempt == SYNC_ATTEMPTS:
+                    # never let the register break the queue that committed
+                    _logger.exception(
+                        "Generated Documents: status of notifications %s and "
+                        "emails %s not recorded",
+                        notification_ids,
+                        list(mail_statuses),
+                    )
+                    return
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+
+    @api.model
+    def _lines_domain(self, notification_ids, mail_statuses):
+        """The lines of these notifications, and of these mass-mode emails."""
+        domain = [("notification_id", "in", list(notification_ids))]
+        if mail_statuses:
+            domain = expression.OR(
+                [
+                    domain,
+                    [
+                        ("notification_id", "=", False),
+                        ("mail_mail_id", "in", list(mail_statuses)),
+                    ],
+                ]
+            )
+        return domain
+
+    @api.model
+    def _lines_to_sync(self, notification_ids, mail_statuses):
+        return self.search_fetch(
+            self._lines_domain(notification_ids, mail_statuses),
             ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS],
         )
-        for line in lines:
+
+    @api.model
+    def _sync(self, notification_ids, mail_statuses, bcc_notes=None, lock=False):
+        """Update the lines of these notifications and mass-mode emails.
+
+        :param bcc_notes: ``{mail.message id: note}`` for their entries
+        :param lock: lock the entries first, so that the syncs of sibling
+            emails take turns and the last one sees every line (an entry
+            shows its worst line: two syncs reading each other's lines as
+            they were would both miss the other's change)
+        """
+        lines = self._lines_to_sync(notification_ids, mail_statuses)
+        if lock and lines:
+            self.env.cr.execute(
+                SQL(
+                    "SELECT id FROM %s WHERE id IN %s ORDER BY id FOR NO KEY UPDATE",
+                    SQL.identifier(lines.document_id._table),
+                    tuple(lines.document_id.ids),
+                )
+            )
+            # what siblings committed while this transaction waited
+            lines.invalidate_recordset()
+        lines._follow(mail_statuses)
+        if bcc_notes:
+            self.env["sengerio.generated.document"]._note_bcc(bcc_notes)
+        return lines
+
+    def _follow(self, mail_statuses, written=None):
+        """Follow the notification, or the mass-mode email's status.
+
+        :param written: ``{notification id: (status, failure type, reason,
+            mail id)}`` as this transaction wrote them, when known
+        """
+        for line in self:
             if line.notification_id:
-                line._sync_from_notifications()
+                line._sync_from_notifications(
+                    (written or {}).get(line.notification_id.id)
+                )
             else:
-                state, failure_type, failure_reason = statuses[line.mail_mail_id]
+                state, failure_type, failure_reason = mail_statuses[line.mail_mail_id]
                 line._write_changed(
                     self._status_values(
                         policy.MAIL_STATES.get(state), failure_type, failure_reason
                     )
                 )
+
+    def _sync_from_notifications(self, written=None):
+        """Follow the notification: its status and the email it is sent by.
+
+        :param written: ``(status, failure type, reason, mail id)`` of the
+            notification as just written, to spare reading it again
+        """
+        for line in self:
+            notif = line.notification_id
+            status, failure_type, failure_reason, mail_id = written or (
+                notif.notification_status,
+                notif.failure_type,
+                notif.failure_reason,
+                notif.mail_mail_id.id,
+            )
+            values = self._status_values(
+                policy.NOTIFICATION_STATES.get(status), failure_type, failure_reason
+            )
+            if status == "bounce" and line.state == "bounced":
+                # the delivery report already told more than Odoo's "bounced"
+                values = {}
+            if mail_id:
+                # a resend moves the notification to a new email
+                values["mail_mail_id"] = mail_id
+            line._write_changed(values)
 
     def _write_changed(self, values):
         """Write only the values that differ, so nothing is recomputed in vain."""

@@ -9,3 +9,4 @@ from . import test_bounce_trust
 from . import test_bounce_notice
 from . import test_register_counts
 from . import test_register_access
+from . import test_send_paths

@@ -228,7 +228,7 @@ class TestBccRules(SengerioMailCommon):
         message = self._last_document_message(order)
         mails = self._new_mails.filtered(lambda m: m.mail_message_id == message)
         self.assertEqual(len(mails), 3)
-        self.assertEqual(len(mails.filtered("sengerio_bcc_recipient")), 1)
+        self.assertEqual(len(mails.filtered("sengerio_bcc_holder")), 1)
         self.assertHiddenCopy(SALLY, CARLA)
 
     def test_sender_also_recipient_gets_no_copy(self):

@@ -8,8 +8,14 @@ from .common import SengerioMailCommon
 TRACKING_MARKS = (
     re.compile(r"/mail/track/"),  # open-tracking pixel
     re.compile(r"https?://[^\s\"'<>]+/r/[A-Za-z0-9]+"),  # shortened links
+    re.compile(r"/mail/tracking/open/|data-odoo-tracking-email"),  # mail_tracking
 )
-TRACKING_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post", "Precedence")
+TRACKING_HEADERS = (
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "Precedence",
+    "X-Odoo-MailTracking-ID",  # mail_tracking
+)
 
 
 @tagged("post_install", "-at_install", "sengerio_mailing")

@@ -1,0 +1,2 @@
+from . import ir_mail_server
+from . import mail_mail
