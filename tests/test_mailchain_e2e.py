@@ -431,12 +431,6 @@ def test_postfix_report_fetched_marks_bounced_and_tells_the_sender(
     assert_private(case["report"], case["seller"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the addon does not deduplicate a replayed report: fetching an "
-    "unseen report again queues a second bounce notice and emails the "
-    "sender a second time",
-)
 def test_fetching_the_report_again_changes_nothing(chain, chain_admin, bounced):
     case = bounced["unknown"]
     before = recipient_line(chain_admin, case["entry"]["id"])
@@ -564,12 +558,6 @@ def test_report_piped_into_mailgate_marks_bounced(chain, chain_admin, piped):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a report piped in with LF line endings is attached to the bounce "
-    "notice with its bare LFs, so a strict server (Postfix's "
-    "smtpd_forbid_bare_newline) refuses the notice: 550 5.5.2 bare <LF>",
-)
 def test_piped_report_reaches_the_sender_in_a_notice(chain, piped):
     [notice] = wait_notice(chain, piped["seller"])
     report = returned_report(notice)

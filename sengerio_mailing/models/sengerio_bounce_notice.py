@@ -93,7 +93,7 @@ class SengerioBounceNotice(models.Model):
     report = fields.Binary(
         "Delivery Report", compute="_compute_report", compute_sudo=True
     )
-    report_filename = fields.Char(compute="_compute_report")
+    report_filename = fields.Char(compute="_compute_report", compute_sudo=True)
     state = fields.Selection(
         [
             ("pending", "Received"),
