@@ -62,7 +62,6 @@ from email.utils import getaddresses
 from pathlib import Path
 
 import psycopg2
-import requests
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -160,37 +159,6 @@ def copy_db(source, target):
 # ---------------------------------------------------------------------------
 
 
-class WebSession:
-    """A browser's session: ``/web/session/authenticate``, then ``call_kw``."""
-
-    def __init__(self, url, db, login, password):
-        self.url = url
-        self.http = requests.Session()
-        info = self._post(
-            "/web/session/authenticate",
-            {"db": db, "login": login, "password": password},
-        )
-        if not info.get("uid"):
-            raise RuntimeError("cannot log in as %s" % login)
-        company = info["user_companies"]["current_company"]
-        self.context = dict(info["user_context"], allowed_company_ids=[company])
-
-    def _post(self, path, params):
-        payload = {"jsonrpc": "2.0", "method": "call", "params": params, "id": 1}
-        response = self.http.post(self.url + path, json=payload, timeout=120)
-        response.raise_for_status()
-        answer = response.json()
-        if answer.get("error"):
-            error = answer["error"]
-            raise RuntimeError((error.get("data") or {}).get("message") or error)
-        return answer["result"]
-
-    def call_kw(self, model, method, args, kwargs):
-        path = "/web/dataset/call_kw/%s/%s" % (model, method)
-        params = {"model": model, "method": method, "args": args, "kwargs": kwargs}
-        return self._post(path, params)
-
-
 class ListUser:
     """Opens the Generated Documents list again and again, timing each call.
 
@@ -202,7 +170,7 @@ class ListUser:
 
     def __init__(self, servers, login):
         self.sessions = [
-            WebSession(server.url, server.db, login, login) for server in servers
+            driver.WebSession(server.url, server.db, login, login) for server in servers
         ]
         views = self.sessions[0].call_kw(
             MODEL,

@@ -407,3 +407,59 @@ def dsn_corpus():
     """The addon's sample reports: ``[(manifest entry, template text)]``."""
     manifest = json.loads((DSN_CORPUS / "manifest.json").read_text())
     return [(item, (DSN_CORPUS / item["file"]).read_text()) for item in manifest]
+
+
+class RpcError(Exception):
+    """An error returned by Odoo over JSON-RPC, with its server-side data."""
+
+    def __init__(self, error):
+        data = error.get("data") or {}
+        super().__init__(data.get("message") or error.get("message"))
+        self.error = error
+        self.name = data.get("name")
+
+
+class WebSession:
+    """A browser's session: ``/web/session/authenticate``, then its cookie.
+
+    Calls go where the web client sends them (``/web/dataset/call_kw``,
+    ``/web/content``), with the user's own session and record rules, in the
+    user's current company.
+    """
+
+    def __init__(self, url, db, login, password):
+        import requests  # noqa: PLC0415 (not needed inside Odoo's shells)
+
+        self.url = url
+        self.http = requests.Session()
+        info = self._post(
+            "/web/session/authenticate",
+            {"db": db, "login": login, "password": password},
+        )
+        if not info.get("uid"):
+            raise RuntimeError("cannot log in as %s" % login)
+        self.uid = info["uid"]
+        self.context = dict(info["user_context"])
+        companies = info.get("user_companies")  # none for portal users
+        if companies:
+            self.context["allowed_company_ids"] = [companies["current_company"]]
+
+    def _post(self, path, params):
+        payload = {"jsonrpc": "2.0", "method": "call", "params": params, "id": 1}
+        response = self.http.post(self.url + path, json=payload, timeout=120)
+        response.raise_for_status()
+        answer = response.json()
+        if answer.get("error"):
+            raise RpcError(answer["error"])
+        return answer.get("result")
+
+    def call_kw(self, model, method, args, kwargs=None):
+        """A model method, with the session's context unless ``kwargs`` has one."""
+        path = "/web/dataset/call_kw/%s/%s" % (model, method)
+        kwargs = dict(kwargs or {})
+        kwargs.setdefault("context", self.context)
+        params = {"model": model, "method": method, "args": args, "kwargs": kwargs}
+        return self._post(path, params)
+
+    def get(self, path):
+        return self.http.get(self.url + path, timeout=120)

@@ -10,8 +10,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "dev"))
 import driver  # noqa: E402
@@ -26,6 +24,8 @@ ADDONS_PATH = (
     else [*driver.ODOO_ADDONS, str(ROOT)]
 )
 free_port = driver.free_port
+RpcError = driver.RpcError
+WebSession = driver.WebSession
 
 
 def _die_with_parent():
@@ -36,16 +36,6 @@ def _die_with_parent():
 
 def odoo_cmd(*args):
     return driver.odoo_cmd(*args, addons_path=ADDONS_PATH)
-
-
-class RpcError(Exception):
-    """An error returned by Odoo over JSON-RPC, with its server-side data."""
-
-    def __init__(self, error):
-        data = error.get("data") or {}
-        super().__init__(data.get("message") or error.get("message"))
-        self.error = error
-        self.name = data.get("name")
 
 
 class OdooClient:
@@ -212,41 +202,3 @@ def configure_db(db, smtp_port, alias_domain, log_path, env=None):
             check=True,
             timeout=300,
         )
-
-
-class WebSession:
-    """A browser's session: ``/web/session/authenticate``, then its cookie.
-
-    Calls go where the web client sends them (``/web/dataset/call_kw``,
-    ``/web/content``), with the user's own session and record rules.
-    """
-
-    def __init__(self, url, db, login, password):
-        self.url = url
-        self.http = requests.Session()
-        info = self._post(
-            "/web/session/authenticate",
-            {"db": db, "login": login, "password": password},
-        )
-        if not info.get("uid"):
-            raise RuntimeError("cannot log in as %s" % login)
-        self.uid = info["uid"]
-        self.context = info["user_context"]
-
-    def _post(self, path, params):
-        payload = {"jsonrpc": "2.0", "method": "call", "params": params, "id": 1}
-        response = self.http.post(self.url + path, json=payload, timeout=120)
-        response.raise_for_status()
-        answer = response.json()
-        if answer.get("error"):
-            raise RpcError(answer["error"])
-        return answer.get("result")
-
-    def call_kw(self, model, method, args, kwargs=None):
-        path = "/web/dataset/call_kw/%s/%s" % (model, method)
-        kwargs = dict(kwargs or {}, context=self.context)
-        params = {"model": model, "method": method, "args": args, "kwargs": kwargs}
-        return self._post(path, params)
-
-    def get(self, path):
-        return self.http.get(self.url + path, timeout=120)
