@@ -817,6 +817,11 @@ def _explain(cr, statements, plans_file, title):
     scans, seq_scans = [], []
     for query, params in statements:
         text = query if isinstance(query, str) else query.decode()
+        if "set_config(" in text:
+            # the planner settings the calls run under (the register's
+            # _sengerio_planned): the plans are made under them too
+            cr.execute(text, params)
+            continue
         if not text.lstrip().upper().startswith("SELECT"):
             continue
         if not any(table in text for table in REGISTER_TABLES):

@@ -1,9 +1,11 @@
 from collections import Counter
+from unittest.mock import patch
 
 from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
 
+from ..models import sengerio_generated_document as register_module
 from .common import SengerioMailCommon
 
 REGISTER = "sengerio.generated.document"
@@ -283,6 +285,46 @@ class TestRegisterAccess(SengerioMailCommon):
                         {g[groupby]: g["%s_count" % groupby] for g in groups["groups"]},
                         dict(Counter(found.mapped(groupby))),
                     )
+
+    def _setup_cost(self):
+        self.env.cr.execute("SHOW parallel_setup_cost")
+        return self.env.cr.fetchone()[0]
+
+    def test_statements_of_a_restricted_user_are_planned_for_few_rows(self):
+        """Parallel workers are priced higher while the register reads the
+        entries of a user who does not see all, and only then."""
+        Model = type(self.env[REGISTER])
+        original = Model._sengerio_access_condition
+        seen = []
+
+        def access_condition(records, domain=()):
+            # reading the records found checks them by id: a few rows anyway
+            if records._sengerio_domain_ids(domain) is None:
+                seen.append(self._setup_cost())
+            return original(records, domain)
+
+        before = self._setup_cost()
+        self.assertNotEqual(before, register_module.PARALLEL_SETUP_COST)
+        calls = {
+            "search": lambda R: R.search(FROM_REGISTER),
+            "search_count": lambda R: R.search_count(FROM_REGISTER),
+            "read_group": lambda R: R._read_group(FROM_REGISTER, ["state"]),
+            "web_search_read": lambda R: R.web_search_read(
+                FROM_REGISTER, {"subject": {}}
+            ),
+        }
+        with patch.object(Model, "_sengerio_access_condition", access_condition):
+            for user, planned in ((self.own_1, True), (self.manager, False)):
+                for name, call in calls.items():
+                    with self.subTest(user=user.login, call=name):
+                        seen.clear()
+                        call(self.env[REGISTER].with_user(user))
+                        self.assertTrue(seen)
+                        expected = (
+                            register_module.PARALLEL_SETUP_COST if planned else before
+                        )
+                        self.assertEqual(set(seen), {expected})
+                        self.assertEqual(self._setup_cost(), before)
 
     def test_groups_by_state_and_type(self):
         for user in self.users:
