@@ -1,9 +1,12 @@
 from collections import Counter
 from unittest.mock import patch
 
+import psycopg2
+
 from odoo import fields
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
+from odoo.tools import mute_logger
 
 from ..models import sengerio_generated_document as register_module
 from .common import SengerioMailCommon
@@ -325,6 +328,21 @@ class TestRegisterAccess(SengerioMailCommon):
                         )
                         self.assertEqual(set(seen), {expected})
                         self.assertEqual(self._setup_cost(), before)
+
+    def test_planner_setting_restored_after_an_error(self):
+        """An error inside leaves the setting as it was, and stays the error."""
+        Register = self.env[REGISTER].with_user(self.own_1)
+        before = self._setup_cost()
+        with self.assertRaises(ValueError):
+            with Register._sengerio_planned():
+                raise ValueError("not about SQL")
+        self.assertEqual(self._setup_cost(), before)
+        # an SQL error aborts the transaction: nothing more may run in it
+        with self.assertRaises(psycopg2.errors.DivisionByZero):
+            with mute_logger("odoo.sql_db"), self.env.cr.savepoint():
+                with Register._sengerio_planned():
+                    self.env.cr.execute("SELECT 1 / 0")
+        self.assertEqual(self._setup_cost(), before)
 
     def test_groups_by_state_and_type(self):
         for user in self.users:
