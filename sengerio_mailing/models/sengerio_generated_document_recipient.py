@@ -193,12 +193,7 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         later = self.sudo().browse()
         try:
             with self.env.cr.savepoint(flush=False):
-                # every line of the entries concerned, in one query
-                lines_domain = self._lines_domain(notification_ids, mail_statuses)
-                siblings = self.sudo().search_fetch(
-                    [("document_id", "any", [("recipient_ids", "any", lines_domain)])],
-                    ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS],
-                )
+                siblings = self.sudo()._entries_lines(notification_ids, mail_statuses)
                 lines = siblings.filtered(
                     lambda line: (
                         line.notification_id.id in written
@@ -278,6 +273,42 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                     )
                     return
                 time.sleep(random.uniform(0.01, 0.05) * attempt)
+
+    @api.model
+    def _entries_lines(self, notification_ids, mail_statuses):
+        """Every line of the entries of these notifications and emails.
+
+        One plain query per email sent, just before its commit: the lines'
+        fields go straight into the cache, as a search then a read would
+        put them, without the two access-checked searches a domain on the
+        entry costs.
+        """
+        names = ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS]
+        self.flush_model(names)
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT id, %(columns)s FROM %(table)s
+                WHERE document_id IN (
+                    SELECT document_id FROM %(table)s
+                    WHERE notification_id = ANY(%(notifications)s)
+                    OR (notification_id IS NULL AND mail_mail_id = ANY(%(mails)s))
+                )
+                ORDER BY id
+                """,
+                columns=SQL(", ").join(SQL.identifier(name) for name in names),
+                table=SQL.identifier(self._table),
+                notifications=list(notification_ids),
+                mails=list(mail_statuses),
+            )
+        )
+        rows = self.env.cr.fetchall()
+        lines = self.browse(row[0] for row in rows)
+        for index, name in enumerate(names, 1):
+            self.env.cache.insert_missing(
+                lines, self._fields[name], [row[index] for row in rows]
+            )
+        return lines
 
     @api.model
     def _lines_domain(self, notification_ids, mail_statuses):
