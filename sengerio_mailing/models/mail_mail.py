@@ -209,9 +209,18 @@ class MailMail(models.Model):
             )
         if not mail:
             return mail
-        # the customer's notification says so too, as Odoo writes the outcome
-        # on it (see mail.notification.write): it outlives this email
         mail.sengerio_bcc_sent = True
+        if mail.sengerio_bcc_partner_id:
+            # the customer's notification says so too, written with the
+            # outcome Odoo writes on it next: it outlives this email, so a
+            # resend of this notification sends no second copy
+            self.env["mail.notification"].sudo().search(
+                [
+                    ("mail_mail_id", "=", mail.id),
+                    ("res_partner_id", "=", mail.sengerio_bcc_partner_id.id),
+                    ("sengerio_bcc_sent", "=", False),
+                ]
+            ).sengerio_bcc_sent = True
         if refusal:
             note = self.env._(
                 "The mail server refused the hidden copy to %(email)s: %(reply)s",

@@ -25,18 +25,6 @@ class MailNotification(models.Model):
         A bounce is left to the delivery report, which says more than Odoo's
         "bounced" (see the bounce notice cron).
         """
-        if "notification_status" in vals and "sengerio_bcc_sent" not in vals:
-            carriers = self.filtered(
-                lambda n: (
-                    n.mail_mail_id.sengerio_bcc_sent
-                    and n.res_partner_id == n.mail_mail_id.sengerio_bcc_partner_id
-                    and not n.sengerio_bcc_sent
-                )
-            )
-            if carriers:
-                # the email to this customer carried the copy, which an SMTP
-                # server took: a resend of this notification sends no second
-                super(MailNotification, carriers).write({"sengerio_bcc_sent": True})
         res = super().write(vals)
         if SYNCED_FIELDS & set(vals) and vals.get("notification_status") != "bounce":
             self.env["sengerio.generated.document.recipient"]._sync_later(
@@ -45,7 +33,9 @@ class MailNotification(models.Model):
                         notif.notification_status,
                         notif.failure_type,
                         notif.failure_reason,
-                        notif.mail_mail_id.id,
+                        # the email only when it changes (a resend): reading
+                        # it would cost a query per email sent
+                        vals.get("mail_mail_id") or None,
                     )
                     for notif in self
                 }

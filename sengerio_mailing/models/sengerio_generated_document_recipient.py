@@ -158,7 +158,8 @@ class SengerioGeneratedDocumentRecipient(models.Model):
           once, is written after the commit, in a transaction of its own.
 
         :param notification_ids: ids of ``mail.notification`` that changed,
-            or ``{id: (status, failure type, reason, mail id)}`` as written
+            or ``{id: (status, failure type, reason, mail id)}`` as written,
+            the mail id only when the write moved it to another email
         :param mail_statuses: ``{mail id: (state, failure type, reason)}`` of
             mass-mode emails, which Odoo may delete once sent
         :param bcc_notes: ``{mail.message id: note}`` about hidden copies
@@ -179,10 +180,15 @@ class SengerioGeneratedDocumentRecipient(models.Model):
             pending = hooks.data[SYNC_KEY] = ({}, {}, {})
             hooks.add(functools.partial(callback, pending))
         notification_ids, mail_statuses, bcc_notes = changes
-        if isinstance(notification_ids, dict):
-            pending[0].update(notification_ids)
-        else:
-            pending[0].update(dict.fromkeys(notification_ids or ()))
+        if not isinstance(notification_ids, dict):
+            notification_ids = dict.fromkeys(notification_ids or ())
+        for notification_id, written in notification_ids.items():
+            earlier = pending[0].get(notification_id)
+            if written and earlier and written[3] is None:
+                # moved to another email earlier in this transaction (a
+                # resend, then its send): the line follows it there
+                written = (*written[:3], earlier[3])
+            pending[0][notification_id] = written
         pending[1].update(mail_statuses or {})
         pending[2].update(bcc_notes or {})
 
@@ -382,7 +388,8 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         """Follow the notification: its status and the email it is sent by.
 
         :param written: ``(status, failure type, reason, mail id)`` of the
-            notification as just written, to spare reading it again
+            notification as just written, to spare reading it again; the
+            mail id is None when the write left the email as it was
         """
         for line in self:
             notif = line.notification_id

@@ -84,6 +84,34 @@ class TestBccRefusal(SengerioMailCommon):
         self.assertEqual(entry.recipient_ids.state, "sent")
         self.assertFalse(entry.failure_reason)
 
+    @mute_logger("odoo.addons.mail.models.mail_mail")
+    def test_resend_before_the_commit_moves_the_line_to_the_new_email(self):
+        """As the mail cron runs it: the register follows just before the
+        commit, from what Odoo wrote on the notification in the transaction
+        (the resend moves it to a new email, then that email is sent)."""
+        order = self._create_order()
+        with (
+            self.mock_mail_gateway(mail_unlink_sent=False),
+            patch.object(recipient_model, "_sync_at_once", return_value=False),
+        ):
+            with self._refusing(CARLA):
+                self._send_with_composer(order.action_quotation_send(), self.user_sales)
+            self.env.cr.precommit.run()
+            entry = self._entry(order)
+            notification = entry.mail_message_id.notification_ids
+            first_mail = notification.mail_mail_id
+            self.assertEqual(entry.recipient_ids.state, "exception")
+            self.assertEqual(entry.recipient_ids.mail_mail_id, first_mail.id)
+            self._resend_from_register(entry)
+            self.env.cr.precommit.run()
+            self.assertFalse(self.env.cr.postcommit.data.get(recipient_model.SYNC_KEY))
+        self.env.invalidate_all()
+        self.assertNotEqual(notification.mail_mail_id, first_mail)
+        self.assertEqual(notification.mail_mail_id.state, "sent")
+        self.assertEqual(entry.recipient_ids.mail_mail_id, notification.mail_mail_id.id)
+        self.assertEqual(entry.recipient_ids.state, "sent")
+        self.assertEqual(len(self._smtp_emails_to(SALLY)), 1, "no second copy")
+
     def test_refused_hidden_copy_is_noted_and_never_fails_the_customer(self):
         order = self._create_order()
         with (
