@@ -210,7 +210,7 @@ class MailMail(models.Model):
         if not mail:
             return mail
         mail.sengerio_bcc_sent = True
-        if mail.sengerio_bcc_partner_id:
+        if mail.is_notification and mail.sengerio_bcc_partner_id:
             # the customer's notification says so too, written with the
             # outcome Odoo writes on it next: it outlives this email, so a
             # resend of this notification sends no second copy

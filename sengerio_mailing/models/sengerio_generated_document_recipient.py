@@ -7,7 +7,6 @@ import time
 import psycopg2
 
 from odoo import SUPERUSER_ID, api, fields, models
-from odoo.osv import expression
 from odoo.service.model import PG_CONCURRENCY_ERRORS_TO_RETRY
 from odoo.tools import SQL
 
@@ -281,6 +280,18 @@ class SengerioGeneratedDocumentRecipient(models.Model):
                 time.sleep(random.uniform(0.01, 0.05) * attempt)
 
     @api.model
+    def _lines_condition(self, notification_ids, mail_statuses):
+        """The lines of these notifications, and of these mass-mode emails."""
+        return SQL(
+            "%(notification)s = ANY(%(notifications)s) "
+            "OR (%(notification)s IS NULL AND %(mail)s = ANY(%(mails)s))",
+            notification=SQL.identifier(self._table, "notification_id"),
+            mail=SQL.identifier(self._table, "mail_mail_id"),
+            notifications=list(notification_ids),
+            mails=list(mail_statuses),
+        )
+
+    @api.model
     def _entries_lines(self, notification_ids, mail_statuses):
         """Every line of the entries of these notifications and emails.
 
@@ -291,24 +302,18 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         """
         names = ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS]
         self.flush_model(names)
-        self.env.cr.execute(
+        rows = self.env.execute_query(
             SQL(
                 """
                 SELECT id, %(columns)s FROM %(table)s
-                WHERE document_id IN (
-                    SELECT document_id FROM %(table)s
-                    WHERE notification_id = ANY(%(notifications)s)
-                    OR (notification_id IS NULL AND mail_mail_id = ANY(%(mails)s))
-                )
+                WHERE document_id IN (SELECT document_id FROM %(table)s WHERE %(lines)s)
                 ORDER BY id
                 """,
                 columns=SQL(", ").join(SQL.identifier(name) for name in names),
                 table=SQL.identifier(self._table),
-                notifications=list(notification_ids),
-                mails=list(mail_statuses),
+                lines=self._lines_condition(notification_ids, mail_statuses),
             )
         )
-        rows = self.env.cr.fetchall()
         lines = self.browse(row[0] for row in rows)
         for index, name in enumerate(names, 1):
             self.env.cache.insert_missing(
@@ -317,25 +322,19 @@ class SengerioGeneratedDocumentRecipient(models.Model):
         return lines
 
     @api.model
-    def _lines_domain(self, notification_ids, mail_statuses):
-        """The lines of these notifications, and of these mass-mode emails."""
-        domain = [("notification_id", "in", list(notification_ids))]
-        if mail_statuses:
-            domain = expression.OR(
-                [
-                    domain,
-                    [
-                        ("notification_id", "=", False),
-                        ("mail_mail_id", "in", list(mail_statuses)),
-                    ],
-                ]
-            )
-        return domain
-
-    @api.model
     def _lines_to_sync(self, notification_ids, mail_statuses):
         return self.search_fetch(
-            self._lines_domain(notification_ids, mail_statuses),
+            [
+                (
+                    "id",
+                    "in",
+                    SQL(
+                        "(SELECT id FROM %s WHERE %s)",
+                        SQL.identifier(self._table),
+                        self._lines_condition(notification_ids, mail_statuses),
+                    ),
+                )
+            ],
             ["document_id", "notification_id", "mail_mail_id", *STATUS_FIELDS],
         )
 
